@@ -1,0 +1,3 @@
+from sdap_cli.cli import main
+
+main()

@@ -1,0 +1,249 @@
+"""`sdap denoise`: resolve inputs, plan outputs, denoise each file, report per file.
+
+Data flows one way: read -> tile -> model -> untile -> write. One bad file never stops the batch: it
+becomes a failed ``FileResult`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ..config import DenoiseConfig
+from ..core import images
+from ..core.checkpoints import LoadedWeights, load_weights
+from ..core.inference import Denoiser, is_oom, pick_device, pick_precision
+from ..errors import ConfigError, InputError, OutputError, SdapError
+
+STDIO = "-"
+
+
+@dataclass
+class Job:
+    """One input and where its result goes."""
+
+    source: str                     # a path, or '-' for stdin
+    rel: Path                       # path relative to the input root (used under an output folder)
+    output: str = ""                # a path, or '-' for stdout
+    skip_reason: str | None = None  # set when the output exists and --skip-existing
+    error: str | None = None        # set when the job cannot run (planned failure)
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str | None
+    status: str                     # 'ok' | 'skipped' | 'failed'
+    error: str | None = None
+    seconds: float = 0.0
+    megapixels: float = 0.0
+
+
+@dataclass
+class DenoiseResult:
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    weights: str = ""
+    device: str = ""
+    precision: str = ""
+    refine: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(ok=self.count("ok"), skipped=self.count("skipped"), failed_count=self.count("failed"))
+        return d
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def file_start(self, index: int, job: Job) -> None: ...
+    def tile(self, done: int, total: int) -> None: ...
+    def file_done(self, index: int, result: FileResult) -> None: ...
+
+
+def resolve_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[FileResult]]:
+    """Expand files, folders and globs into jobs; unmatched inputs become failed results."""
+    jobs: list[Job] = []
+    failures: list[FileResult] = []
+    seen: set[str] = set()
+
+    def add(src: str, rel: Path) -> None:
+        key = src if src == STDIO else os.path.realpath(src)
+        if key not in seen:
+            seen.add(key)
+            jobs.append(Job(src, rel))
+
+    for item in inputs:
+        if item == STDIO:
+            add(STDIO, Path("stdin.png"))
+            continue
+        p = Path(item)
+        if p.is_dir():
+            walker = p.rglob("*") if recursive else p.glob("*")
+            found = sorted(f for f in walker if f.is_file() and images.is_image_path(f)
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                hint = "" if recursive else " (use --recursive to search sub-folders)"
+                failures.append(FileResult(item, None, "failed", f"{item}: no images found in this folder{hint}"))
+            for f in found:
+                add(str(f), f.relative_to(p))
+        elif p.exists():
+            add(item, Path(p.name))
+        elif glob.has_magic(item):
+            matches = sorted(m for m in glob.glob(item, recursive=recursive)
+                             if Path(m).is_file() and images.is_image_path(m))
+            if not matches:
+                failures.append(FileResult(item, None, "failed", f"{item}: no images match this pattern"))
+            for m in matches:
+                add(m, Path(Path(m).name))
+        else:
+            failures.append(FileResult(item, None, "failed", f"{item}: no such file or folder"))
+    return jobs, failures
+
+
+def _output_suffix(src: str, fmt: str) -> str:
+    ext = Path(src).suffix
+    if fmt == "same":
+        return ".tif" if ext.lower() in images.RAW_SUFFIXES else (ext or ".png")
+    return images.suffix_for_format(fmt)
+
+
+def plan_outputs(jobs: list[Job], cfg: DenoiseConfig) -> None:
+    """Fill ``job.output`` (or ``job.error`` / ``job.skip_reason``) for every job."""
+    out = cfg.output
+    single_file = (out is not None and out != STDIO and len(jobs) == 1 and not Path(out).is_dir()
+                   and Path(out).suffix.lower() in images.IMAGE_SUFFIXES)
+    suffix = cfg.suffix if cfg.suffix is not None else ("_denoised" if out is None else "")
+    claimed: dict[str, str] = {}
+    for job in jobs:
+        if out == STDIO:
+            job.output = STDIO
+            continue
+        if job.source == STDIO and out is None:
+            job.output = STDIO
+            continue
+        if single_file:
+            dest = Path(out)
+        else:
+            name = job.rel.stem + suffix + _output_suffix(job.source, cfg.format)
+            base = Path(job.source).parent if out is None else Path(out) / job.rel.parent
+            dest = base / name
+        job.output = str(dest)
+        real = os.path.realpath(dest)
+        if job.source != STDIO and real == os.path.realpath(job.source):
+            job.error = f"{job.source}: output would overwrite the input; choose another --output or --suffix"
+        elif real in claimed:
+            job.error = f"{job.source}: output {dest} is also the output of {claimed[real]}; use --suffix or folders"
+        elif dest.exists() and cfg.skip_existing:
+            job.skip_reason = "output exists"
+        elif dest.exists() and not cfg.overwrite:
+            job.error = f"{job.source}: output {dest} exists (use --overwrite or --skip-existing)"
+        claimed.setdefault(real, job.source)
+
+
+def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
+    """The K-th (1-based) of N parts: the i-th job in sorted order goes to part (i mod N) + 1."""
+    if n == 1:
+        return jobs
+    ordered = sorted(jobs, key=lambda j: (str(j.rel), j.source))
+    return [j for i, j in enumerate(ordered) if i % n == k - 1]
+
+
+def build_denoiser(cfg: DenoiseConfig) -> tuple[Denoiser, LoadedWeights]:
+    inf = cfg.inference
+    try:
+        device = pick_device(inf.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if inf.threads:
+        torch.set_num_threads(inf.threads)
+    loaded = load_weights(cfg.weights)
+    den = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd, r3_t=inf.r3_t,
+                   r3_p=inf.r3_p, seed=inf.seed, device=device, precision=pick_precision(inf.precision, device))
+    return den, loaded
+
+
+def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
+    t0 = time.perf_counter()
+    img = images.read_image(job.source)
+    on_tile = progress.tile if progress is not None else None
+    try:
+        rgb = den.denoise(img.rgb, tile=cfg.inference.tile, overlap=cfg.inference.tile_overlap, on_tile=on_tile)
+    except Exception as e:                                  # noqa: BLE001
+        if is_oom(e):
+            raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "
+                            f"or --precision bf16") from None
+        raise
+    fmt = None if cfg.format == "same" else cfg.format
+    if job.output == STDIO:
+        fmt = fmt or "png"
+    elif fmt is None:
+        fmt = images.format_for_suffix(Path(job.output).suffix)
+    if job.output != STDIO:
+        parent = Path(job.output).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{parent}: cannot create the output folder ({e.strerror or e})") from None
+    images.write_image(job.output, rgb, img, fmt)
+    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, img.height * img.width / 1e6)
+
+
+def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
+    """Denoise every input of ``cfg``; never raises for a single bad file.
+
+    Raises:
+        SdapError: for problems that stop everything (weights, device, output '-' with many inputs).
+    """
+    t0 = time.perf_counter()
+    jobs, failures = resolve_inputs(cfg.inputs, cfg.recursive)
+    jobs = shard(jobs, *cfg.shard_k_n)
+    if cfg.output == STDIO and len(jobs) + len(failures) > 1:
+        raise ConfigError("--output - (stdout) takes exactly one input")
+    plan_outputs(jobs, cfg)
+    result = DenoiseResult(files=list(failures))
+    runnable = [j for j in jobs if j.error is None and j.skip_reason is None]
+    den = None
+    if runnable:
+        den, loaded = build_denoiser(cfg)
+        result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
+    result.refine = cfg.inference.refine
+    if progress is not None:
+        progress.start(len(jobs))
+    for i, job in enumerate(jobs):
+        if progress is not None:
+            progress.file_start(i, job)
+        if job.error is not None:
+            fr = FileResult(job.source, job.output, "failed", job.error)
+        elif job.skip_reason is not None:
+            fr = FileResult(job.source, job.output, "skipped", job.skip_reason)
+        else:
+            try:
+                fr = denoise_file(den, job, cfg, progress)
+            except SdapError as e:
+                fr = FileResult(job.source, job.output, "failed", str(e))
+            except Exception as e:                           # noqa: BLE001 - the batch goes on
+                msg = str(e).splitlines()[0][:200] if str(e) else ""
+                fr = FileResult(job.source, job.output, "failed", f"{job.source}: {type(e).__name__}: {msg}")
+        result.files.append(fr)
+        if progress is not None:
+            progress.file_done(i, fr)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+__all__ = ["run", "resolve_inputs", "plan_outputs", "shard", "Job", "FileResult", "DenoiseResult",
+           "InputError", "OutputError"]

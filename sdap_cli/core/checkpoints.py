@@ -1,0 +1,169 @@
+"""Weight files: ours (safetensors with metadata) and the official SDAP / AP-BSN ``.pth`` files.
+
+Formats, detected from the content (not the suffix):
+
+* ``sdap-cli`` safetensors: a DBSNl state_dict without the constant ``mask`` buffers, and string
+  metadata ``format``, ``arch`` (JSON of the DBSNl arguments), ``input_scale`` and ``training`` (JSON).
+* official SDAP ``.pth``: a plain ``DBSNl.state_dict()``, input range [0, 1].
+* official AP-BSN ``.pth``: ``{'model_weight': {'denoiser': APBSN.state_dict()}}``, keys prefixed
+  ``bsn.``, input range [0, 255].
+
+The network always receives ``x * input_scale`` and its output is divided by ``input_scale``, so the
+rest of the core works on [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .dbsnl import DBSNl
+
+__all__ = ["LoadedWeights", "load_weights", "save_weights", "default_weights_path", "arch_from_state_dict",
+           "FORMAT_TAG"]
+
+FORMAT_TAG = "sdap-cli/1"
+DEFAULT_WEIGHTS_NAME = "sdap_default.safetensors"
+
+
+@dataclass
+class LoadedWeights:
+    """A ready DBSNl plus what is known about it."""
+
+    model: DBSNl
+    input_scale: float
+    source: str                     # 'sdap-cli' | 'sdap' | 'apbsn'
+    path: Path
+    metadata: dict = field(default_factory=dict)
+
+
+def default_weights_path() -> Path:
+    """The shipped default weights: installed package data, else ``weights/`` of a source checkout."""
+    try:
+        p = resources.files("sdap_cli.weights").joinpath(DEFAULT_WEIGHTS_NAME)
+        if p.is_file():
+            return Path(str(p))
+    except (ModuleNotFoundError, FileNotFoundError, TypeError):
+        pass
+    p = Path(__file__).resolve().parents[2] / "weights" / DEFAULT_WEIGHTS_NAME
+    if p.is_file():
+        return p
+    raise CheckpointError(f"{DEFAULT_WEIGHTS_NAME}: default weights are not installed; pass --weights FILE")
+
+
+def arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
+    """DBSNl arguments read off the tensor shapes (head width, block count, channels)."""
+    try:
+        base_ch, in_ch = sd["head.0.weight"].shape[:2]
+        out_ch = sd["tail.6.weight"].shape[0]
+    except KeyError as e:
+        raise CheckpointError(f"not a DBSNl state_dict (missing {e.args[0]})") from None
+    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"branch1\.body\.(\d+)\.body\.0\.weight$", k))}
+    return {"in_ch": int(in_ch), "out_ch": int(out_ch), "base_ch": int(base_ch), "num_module": len(blocks)}
+
+
+def _build(sd: dict[str, torch.Tensor], arch: dict, path: Path, allow_missing_masks: bool) -> DBSNl:
+    try:
+        model = DBSNl(**arch)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: unusable architecture {arch} ({e})") from None
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if allow_missing_masks:
+        missing = [k for k in missing if not k.endswith(".mask")]
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"{path}: weights do not fit DBSNl{tuple(arch.values())} ({what})")
+    return model.eval()
+
+
+def load_weights(path: str | os.PathLike | None = None) -> LoadedWeights:
+    """Load any supported weights file onto the CPU in fp32.
+
+    Raises:
+        CheckpointError: missing file, unreadable file, or a layout that is not DBSNl.
+    """
+    path = Path(path) if path is not None else default_weights_path()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:2] == b"PK" or head[:1] == b"\x80":         # torch zip or legacy pickle
+        return _load_pth(path)
+    return _load_safetensors(path)
+
+
+def _load_safetensors(path: Path) -> LoadedWeights:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            sd = {k: f.get_tensor(k).float() for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a weights file we can read ({str(e).splitlines()[0][:80]})") from None
+    if meta.get("format") == FORMAT_TAG:
+        arch = json.loads(meta["arch"])
+        scale = float(meta.get("input_scale", "1"))
+        training = json.loads(meta.get("training", "{}"))
+    else:                                                  # a bare state_dict in safetensors
+        arch, scale, training = arch_from_state_dict(sd), 1.0, {}
+    model = _build(sd, arch, path, allow_missing_masks=True)
+    return LoadedWeights(model, scale, "sdap-cli", path, {"arch": arch, "training": training})
+
+
+def _load_pth(path: Path) -> LoadedWeights:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0][:80]})") from None
+    except Exception as e:                                  # unpickling errors come in many types
+        raise CheckpointError(f"{path}: not a readable PyTorch file ({type(e).__name__})") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model_weight"), dict) and "denoiser" in obj["model_weight"]:
+        sd = {k.removeprefix("bsn."): v for k, v in obj["model_weight"]["denoiser"].items()}
+        source, scale = "apbsn", 255.0
+    elif isinstance(obj, dict) and "head.0.weight" in obj:
+        sd, source, scale = obj, "sdap", 1.0
+    elif isinstance(obj, dict) and isinstance(obj.get("model"), dict) and "head.0.weight" in obj["model"]:
+        sd, source, scale = obj["model"], "sdap", 1.0   # our own training checkpoints (last.pt / best.pt)
+    else:
+        raise CheckpointError(f"{path}: not an SDAP or AP-BSN checkpoint (no DBSNl weights inside)")
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: not an SDAP or AP-BSN checkpoint (non-tensor entries)")
+    sd = {k: v.float() for k, v in sd.items()}
+    arch = arch_from_state_dict(sd)
+    model = _build(sd, arch, path, allow_missing_masks=True)
+    return LoadedWeights(model, scale, source, path, {"arch": arch, "training": {}})
+
+
+def save_weights(path: str | os.PathLike, model: DBSNl, *, training: dict | None = None,
+                 input_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``), atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
+          if not k.endswith(".mask")}
+    meta = {"format": FORMAT_TAG, "arch": json.dumps(model.arch), "input_scale": repr(float(input_scale)),
+            "training": json.dumps(training or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)           # mkstemp creates 0600
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

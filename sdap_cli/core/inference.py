@@ -1,0 +1,281 @@
+r"""SDAP inference: PD-2 blind-spot denoising, the E refinement (SDAP) or R3 (AP-BSN), and tiling.
+
+Passes, on an image :math:`y` in [0, 1] padded (reflect) to a multiple of the PD factor f:
+
+* ``none``: :math:`\hat x = \mathrm{PD}_f^{-1}(f_\theta(\mathrm{PD}_f(y)))`
+* ``e`` (SDAP(E), "denoise twice"): :math:`\hat x_E = f_\theta(\hat x)`, a second full-resolution pass
+  (SDAP ``test.py``).
+* ``r3`` (AP-BSN's random-replacing refinement): for t = 1..T, replace a random fraction p of
+  :math:`\hat x` by :math:`y`, run :math:`f_\theta` at full resolution (reflect-padded by 2), and average
+  the T results.
+
+Tiling: tiles overlap by a margin of at least the pipeline's receptive radius
+(``required_margin``) and start on multiples of f, so each tile's core is computed exactly as in
+the whole image; cores are stitched without blending, and the tiled result equals the whole-image
+result (up to float summation order). R3's random masks come from a counter-based hash of the
+absolute pixel coordinates, so they too are identical tiled or not.
+
+Output: float32 in [0, 1], shape as the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .dbsnl import DBSNl, receptive_radius
+from .pd import pad_to_multiple, pd_down, pd_up
+
+__all__ = ["Denoiser", "required_margin", "tile_boxes", "r3_mask", "pick_device", "pick_precision",
+           "is_oom", "auto_tile"]
+
+REFINES = ("none", "e", "r3")
+R3_PAD = 2
+
+
+def required_margin(num_module: int, pd: int, refine: str) -> int:
+    r"""Context a tile needs on each side: :math:`r f` for the PD pass, plus :math:`r` for E or
+    :math:`r + 2` for R3 (r = DBSNl's receptive radius), rounded up to a multiple of f.
+
+    Example:
+        >>> required_margin(9, 2, "none"), required_margin(9, 2, "e")
+        (58, 88)
+    """
+    r = receptive_radius(num_module)
+    m = r * pd + {"none": 0, "e": r, "r3": r + R3_PAD}[refine]
+    return int(math.ceil(m / pd) * pd)
+
+
+def tile_boxes(h: int, w: int, tile: int, margin: int, f: int) -> list[tuple[tuple[int, int, int, int],
+                                                                           tuple[int, int, int, int]]]:
+    """Cover an (h, w) image (multiples of f) with tiles of side <= ``tile``.
+
+    Returns ``[(tile_box, core_box), ...]`` with boxes ``(y0, y1, x0, x1)``; cores partition the image,
+    each tile is its core grown by ``margin`` (clipped to the image), and all corners are multiples of f.
+
+    Example:
+        >>> len(tile_boxes(100, 100, 100, 10, 2)), len(tile_boxes(100, 100, 60, 10, 2))
+        (1, 9)
+    """
+    if h <= tile and w <= tile:
+        return [((0, h, 0, w), (0, h, 0, w))]
+    core = (tile - 2 * margin) // f * f
+    if core < f:
+        raise ValueError(f"tile {tile} is too small for the overlap {margin}: need tile > {2 * margin + f}")
+    boxes = []
+    for cy in range(0, h, core):
+        for cx in range(0, w, core):
+            cb = (cy, min(cy + core, h), cx, min(cx + core, w))
+            tb = (max(cb[0] - margin, 0), min(cb[1] + margin, h), max(cb[2] - margin, 0), min(cb[3] + margin, w))
+            boxes.append((tb, cb))
+    return boxes
+
+
+def r3_mask(shape: tuple[int, int, int], y0: int, x0: int, t: int, p: float, seed: int,
+            device: torch.device) -> torch.Tensor:
+    """Bernoulli(p) mask ``(C, h, w)`` for R3 round t, a pure function of absolute coordinates.
+
+    A 32-bit integer hash (lowbias32) of (seed, t, c, y, x) gives a uniform value per element, so
+    tiles draw the same mask as the whole image.
+    """
+    c, h, w = shape
+    cc = torch.arange(c, device=device, dtype=torch.int64).view(c, 1, 1)
+    yy = torch.arange(y0, y0 + h, device=device, dtype=torch.int64).view(1, h, 1)
+    xx = torch.arange(x0, x0 + w, device=device, dtype=torch.int64).view(1, 1, w)
+    v = (((seed * 8191 + t) * 4 + cc) * 1_000_003 + yy) * 1_000_033 + xx
+    m32 = 0xFFFFFFFF
+    v = v & m32
+    v = ((v ^ (v >> 16)) * 0x7FEB352D) & m32
+    v = ((v ^ (v >> 15)) * 0x846CA68B) & m32
+    v = v ^ (v >> 16)
+    return (v.double() / 2**32) < p
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu; explicit names are checked for availability."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is visible to PyTorch")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("--device mps: Apple MPS is not available")
+    return torch.device(name)
+
+
+def pick_precision(name: str, device: torch.device) -> str:
+    """'auto' -> bf16 where the hardware computes it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX),
+    fp16 on MPS, fp32 otherwise."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        return "fp32"
+
+
+def is_oom(e: BaseException) -> bool:
+    """True for CUDA/MPS/CPU allocation failures."""
+    if isinstance(e, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+# Peak bytes per tile pixel during one fp32 DBSNl pass at base_ch 128, measured on CPU with
+# inference_mode; scaled linearly with width and precision.
+_BYTES_PER_PIXEL_128_FP32 = 3200
+
+
+def auto_tile(device: torch.device, base_ch: int, precision: str, margin: int, f: int) -> int:
+    """Largest tile side whose activations fit in a quarter of the free memory (CPU: MemAvailable),
+    clamped to [max(256, 2*margin + 64), 2048] and rounded to a multiple of f."""
+    free = None
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        with contextlib.suppress(OSError, ValueError):
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        free = int(line.split()[1]) * 1024
+    if free is None:
+        free = 4 << 30
+    per_px = _BYTES_PER_PIXEL_128_FP32 * base_ch / 128 * (0.5 if precision in ("bf16", "fp16") else 1.0)
+    side = int(math.sqrt(free / 4 / per_px))
+    lo = max(256, 2 * margin + 64)
+    side = max(lo, min(side, 2048))
+    return side // f * f
+
+
+@dataclass
+class Denoiser:
+    r"""A loaded DBSNl ready to denoise whole images with PD-f inference and a refinement.
+
+    Args:
+        model: the blind-spot network (any width/depth).
+        input_scale: the network sees ``x * input_scale`` (1 for SDAP weights, 255 for AP-BSN's).
+        refine: 'none', 'e' or 'r3'.
+        pd: PD factor at inference (2 in SDAP and AP-BSN).
+        r3_t, r3_p, seed: R3 rounds, replacement probability and seed.
+        device: torch device; precision: 'fp32', 'bf16' or 'fp16'.
+
+    Example:
+        >>> d = Denoiser(DBSNl(base_ch=8, num_module=1), refine="none")
+        >>> d.denoise(np.zeros((9, 7, 3), np.float32)).shape
+        (9, 7, 3)
+    """
+
+    model: DBSNl
+    input_scale: float = 1.0
+    refine: str = "e"
+    pd: int = 2
+    r3_t: int = 8
+    r3_p: float = 0.16
+    seed: int = 0
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.refine not in REFINES:
+            raise ValueError(f"refine must be one of {REFINES}, got {self.refine!r}")
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        self.dtype = dtype
+        self.model = self.model.eval().to(self.device, dtype).to(memory_format=torch.channels_last)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    @property
+    def margin(self) -> int:
+        """Overlap each tile needs so tiled == whole image."""
+        return required_margin(self.model.num_module, self.pd, self.refine)
+
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.input_scale
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        out = self.model(x * s if s != 1 else x)
+        return out.float() / s if s != 1 else out.float()
+
+    def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """Denoise ``(1, C, H, W)`` on the model's device, H and W multiples of ``pd``; float32, unclamped.
+
+        ``origin`` is the tile's top-left corner in the whole image (R3 masks depend on it).
+        """
+        x_hat = pd_up(self._net(pd_down(y, self.pd)), self.pd)
+        if self.refine == "e":
+            return self._net(x_hat)
+        if self.refine == "r3":
+            acc = torch.zeros_like(x_hat)
+            for t in range(self.r3_t):
+                m = r3_mask(tuple(y.shape[1:]), origin[0], origin[1], t, self.r3_p, self.seed, y.device)
+                mixed = torch.where(m.unsqueeze(0), y.float(), x_hat)
+                padded = F.pad(mixed, (R3_PAD,) * 4, mode="reflect")
+                acc += self._net(padded)[..., R3_PAD:-R3_PAD, R3_PAD:-R3_PAD]
+            return acc / self.r3_t
+        return x_hat
+
+    def iter_tiles(self, h: int, w: int, tile: int | None, overlap: int | None):
+        margin = self.margin if overlap is None else overlap
+        if tile is None:
+            tile = auto_tile(self.device, self.model.base_ch, self.precision, margin, self.pd)
+        return tile_boxes(h, w, tile, margin, self.pd), tile
+
+    @torch.inference_mode()
+    def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
+                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Denoise an ``(H, W, C)`` float image in [0, 1]; returns float32 ``(H, W, C)`` in [0, 1].
+
+        Args:
+            tile: tile side in pixels (None: automatic from free memory; larger than the image: one tile).
+            overlap: margin per side (None: ``self.margin``; smaller values break tiled == whole).
+            on_tile: called as ``on_tile(done, total)`` after each tile.
+
+        On an out-of-memory error the whole image is retried with half the tile side, down to the
+        smallest tile the margin allows; then the error propagates.
+        """
+        y = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
+        y, (h0, w0) = pad_to_multiple(y, self.pd, mode="reflect")
+        H, W = y.shape[-2:]
+        margin = self.margin if overlap is None else overlap
+        if margin % self.pd:
+            raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {self.pd}")
+        if tile is None:
+            tile = auto_tile(self.device, self.model.base_ch, self.precision, margin, self.pd)
+        while True:
+            try:
+                return self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
+            except Exception as e:                      # noqa: BLE001 - only OOM is retried
+                smallest = 2 * margin + 2 * self.pd
+                if not is_oom(e) or tile // 2 < smallest or (H <= tile // 2 and W <= tile // 2 and False):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tile = max(tile // 2 // self.pd * self.pd, smallest)
+
+    def _denoise_tiled(self, y: torch.Tensor, tile: int, margin: int, on_tile) -> np.ndarray:
+        H, W = y.shape[-2:]
+        boxes = tile_boxes(H, W, tile, margin, self.pd)
+        out = np.empty((H, W, y.shape[1]), np.float32)
+        for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
+            t = y[..., ty0:ty1, tx0:tx1].to(self.device)
+            d = self.denoise_tensor(t, origin=(ty0, tx0)).clamp_(0, 1)
+            core = d[0, :, cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
+            out[cy0:cy1, cx0:cx1] = core.permute(1, 2, 0).cpu().numpy()
+            if on_tile is not None:
+                on_tile(i + 1, len(boxes))
+        return out

@@ -1,0 +1,23 @@
+"""Errors the CLI turns into one-line messages (exit code 1, no traceback)."""
+
+from __future__ import annotations
+
+
+class SdapError(Exception):
+    """Base class: the message is shown to the user as it is, on one line."""
+
+
+class InputError(SdapError):
+    """An input file or folder is missing, unreadable or not a supported image."""
+
+
+class OutputError(SdapError):
+    """An output cannot be written (exists, folder not writable, unknown format)."""
+
+
+class CheckpointError(SdapError):
+    """A weights file is missing, corrupt, or not a DBSNl checkpoint we know."""
+
+
+class ConfigError(SdapError):
+    """A configuration file or option combination is invalid."""

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from sdap_cli.core.dbsnl import DBSNl
+from sdap_cli.core.inference import Denoiser, r3_mask, required_margin, tile_boxes
+
+
+@pytest.mark.parametrize("refine", ["none", "e", "r3"])
+@pytest.mark.parametrize("hw", [(61, 83), (64, 64), (33, 100)])
+def test_tiled_equals_whole_image(tiny_model, refine, hw, device):
+    d = Denoiser(tiny_model, refine=refine, device=device, r3_t=2)
+    img = np.random.default_rng(0).random((*hw, 3), dtype=np.float32)
+    whole = d.denoise(img, tile=4096)
+    tiles = []
+    tiled = d.denoise(img, tile=2 * d.margin + 8, on_tile=lambda done, total: tiles.append(total))
+    assert tiles and tiles[0] > 1                 # really tiled
+    assert whole.shape == img.shape and whole.dtype == np.float32
+    assert np.abs(whole - tiled).max() < 1e-4
+
+
+def test_odd_sizes_keep_shape_and_range(tiny_model):
+    d = Denoiser(tiny_model, refine="e")
+    for hw in [(1, 1), (2, 3), (15, 10), (31, 37)]:
+        out = d.denoise(np.random.default_rng(1).random((*hw, 3), dtype=np.float32))
+        assert out.shape == (*hw, 3)
+        assert out.min() >= 0 and out.max() <= 1
+
+
+def test_refinements_differ_and_e_is_a_second_pass(tiny_model):
+    img = np.random.default_rng(2).random((32, 32, 3), dtype=np.float32)
+    outs = {r: Denoiser(tiny_model, refine=r).denoise(img) for r in ("none", "e", "r3")}
+    assert not np.allclose(outs["none"], outs["e"])
+    assert not np.allclose(outs["e"], outs["r3"])
+    # E = f(PD pass) on the unclamped PD output; on this input nothing is clipped
+    d = Denoiser(tiny_model, refine="none")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        ref = tiny_model(d.denoise_tensor(x)).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ref - outs["e"]).max() < 1e-5
+
+
+def test_r3_mask_is_tile_invariant_and_has_rate_p():
+    m = r3_mask((3, 64, 80), 0, 0, t=1, p=0.16, seed=5, device=torch.device("cpu"))
+    part = r3_mask((3, 20, 30), 10, 40, t=1, p=0.16, seed=5, device=torch.device("cpu"))
+    assert torch.equal(m[:, 10:30, 40:70], part)
+    assert abs(m.float().mean().item() - 0.16) < 0.01
+    other = r3_mask((3, 64, 80), 0, 0, t=2, p=0.16, seed=5, device=torch.device("cpu"))
+    assert not torch.equal(m, other)
+
+
+def test_input_scale_is_applied(tiny_model):
+    img = np.random.default_rng(3).random((16, 16, 3), dtype=np.float32)
+    a = Denoiser(tiny_model, refine="none", input_scale=1.0).denoise(img)
+    b = Denoiser(tiny_model, refine="none", input_scale=255.0).denoise(img)
+    assert not np.allclose(a, b)
+
+
+def test_tile_boxes_cover_and_align():
+    boxes = tile_boxes(250, 130, 100, 20, 2)
+    cover = np.zeros((250, 130), int)
+    for (ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1) in boxes:
+        cover[cy0:cy1, cx0:cx1] += 1
+        assert ty0 % 2 == 0 and tx0 % 2 == 0
+        assert ty1 - ty0 <= 100 and tx1 - tx0 <= 100
+        assert cy0 - ty0 in (0, 20) and cx0 - tx0 in (0, 20)
+    assert (cover == 1).all()
+
+
+def test_margin_covers_the_default_receptive_field():
+    assert required_margin(9, 2, "none") >= 58
+    assert required_margin(9, 2, "e") >= 87
+    assert required_margin(9, 2, "none") >= 64 or required_margin(9, 2, "e") >= 64
+
+
+def test_oom_retries_with_half_tile(tiny_model, monkeypatch):
+    d = Denoiser(tiny_model, refine="none")
+    img = np.random.default_rng(4).random((96, 96, 3), dtype=np.float32)
+    expected = d.denoise(img, tile=4096)
+    calls = []
+    real = Denoiser._denoise_tiled
+
+    def flaky(self, y, tile, margin, on_tile):
+        calls.append(tile)
+        if tile > 64:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, y, tile, margin, on_tile)
+
+    monkeypatch.setattr(Denoiser, "_denoise_tiled", flaky)
+    out = d.denoise(img, tile=256)
+    assert calls[0] == 256 and calls[-1] <= 64
+    assert np.abs(out - expected).max() < 1e-4
+
+
+def test_non_oom_errors_propagate(tiny_model, monkeypatch):
+    d = Denoiser(tiny_model, refine="none")
+
+    def broken(self, *a):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(Denoiser, "_denoise_tiled", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        d.denoise(np.zeros((8, 8, 3), np.float32))
+
+
+def test_bf16_stays_close_to_fp32(tiny_model):
+    img = np.random.default_rng(5).random((32, 32, 3), dtype=np.float32)
+    a = Denoiser(tiny_model, refine="e", precision="fp32").denoise(img)
+    b = Denoiser(DBSNl(**tiny_model.arch).eval().requires_grad_(False), refine="e")
+    b.model.load_state_dict(tiny_model.state_dict())
+    b = Denoiser(b.model, refine="e", precision="bf16").denoise(img)
+    assert np.abs(a - b).mean() < 0.01

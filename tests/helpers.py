@@ -1,0 +1,43 @@
+"""Small fixtures shared by the CLI tests: tiny weight files and images."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from sdap_cli.core.checkpoints import save_weights
+from sdap_cli.core.dbsnl import DBSNl
+
+
+def tiny_weights(path: Path, base_ch: int = 8, num_module: int = 1) -> Path:
+    torch.manual_seed(0)
+    net = DBSNl(base_ch=base_ch, num_module=num_module)
+    with torch.no_grad():
+        net.tail[-1].bias.fill_(0.5)
+    return save_weights(path, net, training={"note": "test fixture"})
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[..., ::-1]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., [2, 1, 0, 3]]
+    assert cv2.imwrite(str(path), np.ascontiguousarray(arr))
+    return path
+
+
+def noisy_rgb(h: int, w: int, dtype=np.uint8, seed: int = 0, channels: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    top = 255 if dtype == np.uint8 else 65535
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = (0.5 + 0.3 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[..., None].repeat(channels, 2)
+    return np.clip((base + rng.normal(0, 0.08, base.shape)) * top, 0, top).astype(dtype).squeeze()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

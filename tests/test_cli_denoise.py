@@ -1,0 +1,190 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sdap_cli import __version__
+from sdap_cli.cli import app
+from tests.helpers import noisy_rgb, sha, tiny_weights, write_png
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def weights(tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def read(path):
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def test_version():
+    r = invoke("--version")
+    assert r.exit_code == 0 and __version__ in r.output
+
+
+def test_folder_keeps_names_sizes_dtypes_gray_and_alpha(tmp_path, weights):
+    src = tmp_path / "in"
+    write_png(src / "rgb8.png", noisy_rgb(21, 30))
+    write_png(src / "rgb16.png", noisy_rgb(17, 19, np.uint16))
+    write_png(src / "gray.png", noisy_rgb(16, 25, channels=1))
+    rgba = np.dstack([noisy_rgb(20, 20), np.arange(400, dtype=np.uint8).reshape(20, 20)])
+    write_png(src / "rgba.png", rgba)
+    r = invoke("denoise", src, "-o", tmp_path / "out", "--weights", weights, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    for name in ("rgb8.png", "rgb16.png", "gray.png", "rgba.png"):
+        a, b = read(src / name), read(tmp_path / "out" / name)
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+    assert np.array_equal(read(tmp_path / "out" / "rgba.png")[..., 3], read(src / "rgba.png")[..., 3])
+    # the network really changed the pixels
+    assert not np.array_equal(read(src / "rgb8.png"), read(tmp_path / "out" / "rgb8.png"))
+
+
+def test_never_overwrites_and_resumes(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(12, 12))
+    out = tmp_path / "out"
+    assert invoke("denoise", src, "-o", out, "-w", weights).exit_code == 0
+    first = sha(out / "a.png")
+    r = invoke("denoise", src, "-o", out, "-w", weights)
+    assert r.exit_code == 1 and "exists" in r.output and "--overwrite" in r.output
+    r = invoke("denoise", src, "-o", out, "-w", weights, "--skip-existing", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["skipped"] == 1
+    assert invoke("denoise", src, "-o", out, "-w", weights, "--overwrite").exit_code == 0
+    assert sha(out / "a.png") == first           # deterministic, rewritten in place
+
+
+def test_refuses_to_overwrite_an_input(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(12, 12))
+    before = sha(src)
+    r = invoke("denoise", src, "-o", tmp_path, "--suffix", "", "-w", weights, "--overwrite")
+    assert r.exit_code == 1 and "overwrite the input" in r.output
+    assert sha(src) == before
+
+
+def test_default_output_is_beside_input_with_suffix(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(12, 12))
+    assert invoke("denoise", src, "-w", weights).exit_code == 0
+    assert (tmp_path / "a_denoised.png").is_file()
+
+
+def test_recursive_keeps_structure_and_format_option(tmp_path, weights):
+    write_png(tmp_path / "in" / "x" / "a.png", noisy_rgb(10, 10))
+    write_png(tmp_path / "in" / "y" / "z" / "b.png", noisy_rgb(10, 10))
+    r = invoke("denoise", tmp_path / "in", "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 1 and "--recursive" in r.output
+    r = invoke("denoise", tmp_path / "in", "-r", "-o", tmp_path / "out", "-w", weights, "--format", "tiff")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "x" / "a.tif").is_file() and (tmp_path / "out" / "y" / "z" / "b.tif").is_file()
+
+
+def test_shards_partition_the_inputs(tmp_path, weights):
+    for i in range(5):
+        write_png(tmp_path / "in" / f"{i}.png", noisy_rgb(8, 8, seed=i))
+    outs = []
+    for k in (1, 2):
+        r = invoke("denoise", tmp_path / "in", "-o", tmp_path / f"o{k}", "-w", weights, "--shard", f"{k}/2")
+        assert r.exit_code == 0, r.output
+        outs.append({p.name for p in (tmp_path / f"o{k}").iterdir()})
+    assert outs[0].isdisjoint(outs[1]) and outs[0] | outs[1] == {f"{i}.png" for i in range(5)}
+    assert {len(o) for o in outs} == {2, 3}
+    assert invoke("denoise", tmp_path / "in", "--shard", "3/2").exit_code == 2
+
+
+def test_glob_and_json_summary(tmp_path, weights):
+    for i in range(2):
+        write_png(tmp_path / f"n{i}.png", noisy_rgb(9, 11, seed=i))
+    r = invoke("denoise", str(tmp_path / "n*.png"), "-o", tmp_path / "out", "-w", weights, "--json", "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["ok"] == 2 and summary["failed_count"] == 0
+    assert all(f["megapixels"] > 0 for f in summary["files"])
+
+
+BAD_CASES = {
+    "empty.png": b"",
+    "corrupt.png": b"\x89PNG\r\n\x1a\n" + os.urandom(200),
+    "notimage.png": b"hello, I am text\n",
+}
+
+
+@pytest.mark.parametrize("name", [*BAD_CASES, "truncated.png", "notes.txt"])
+def test_bad_input_one_line_error_batch_goes_on(tmp_path, weights, name):
+    good = write_png(tmp_path / "in" / "good.png", noisy_rgb(12, 12))
+    bad = tmp_path / "in" / name
+    if name == "truncated.png":
+        full = write_png(tmp_path / "full.png", noisy_rgb(40, 40)).read_bytes()
+        bad.write_bytes(full[: len(full) // 2])
+    elif name == "notes.txt":
+        bad.write_text("not an image")
+    else:
+        bad.write_bytes(BAD_CASES[name])
+    before = {p: sha(p) for p in (good, bad)}
+    r = invoke("denoise", bad, good, "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 1
+    assert "Traceback" not in r.output
+    lines = [l for l in r.output.splitlines() if name in l and "error" in l]
+    assert lines, r.output
+    assert (tmp_path / "out" / "good.png").is_file()
+    assert not (tmp_path / "out" / name).exists()
+    assert {p: sha(p) for p in before} == before
+
+
+def test_missing_file_and_empty_folder(tmp_path, weights):
+    (tmp_path / "empty").mkdir()
+    r = invoke("denoise", tmp_path / "nope.png", tmp_path / "empty", "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 1 and "no such file" in r.output and "no images found" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_unwritable_output(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(12, 12))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = invoke("denoise", src, "-o", blocker / "sub", "-w", weights)
+    assert r.exit_code == 1 and "cannot" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 10, b"PK\x03\x04broken zip"])
+def test_wrong_weights_file(tmp_path, content):
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(content)
+    src = write_png(tmp_path / "a.png", noisy_rgb(12, 12))
+    r = invoke("denoise", src, "-o", tmp_path / "out", "-w", w)
+    assert r.exit_code == 1 and str(w) in r.output and "Traceback" not in r.output
+    assert len([l for l in r.output.splitlines() if l.startswith("error")]) == 1
+
+
+def test_bad_option_values_exit_2(tmp_path):
+    r = invoke("denoise", tmp_path, "--refine", "bogus")
+    assert r.exit_code == 2 and "--refine" in r.output
+    r = invoke("denoise", tmp_path, "--tile", "100", "--tile-overlap", "60")
+    assert r.exit_code == 2 and "tile" in r.output
+
+
+def test_stdin_stdout_pipe(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(14, 15))
+    p = subprocess.run([sys.executable, "-m", "sdap_cli", "denoise", "-", "-o", "-", "-w", str(weights)],
+                       input=src.read_bytes(), capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    out = cv2.imdecode(np.frombuffer(p.stdout, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert out is not None and out.shape == (14, 15, 3)
+
+
+def test_tiled_cli_equals_untiled(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(70, 90))
+    assert invoke("denoise", src, "-o", tmp_path / "whole", "-w", weights, "--precision", "fp32").exit_code == 0
+    r = invoke("denoise", src, "-o", tmp_path / "tiled", "-w", weights, "--precision", "fp32", "--tile", "48")
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(read(tmp_path / "whole" / "a.png"), read(tmp_path / "tiled" / "a.png"))
