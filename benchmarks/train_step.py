@@ -24,6 +24,11 @@ sampler alone is also timed: the reference masks plus 25 sub-image extractions, 
 ``rsg_sample`` plus the channels_last batch copy that ``sdap_loss`` makes. That part is pure
 overhead: it does no learning.
 
+On a CPU that another process keeps busy, use ``--threads`` no higher than the number of free
+cores. Otherwise OpenMP threads wait on each other, and many small ops (the reference's 75
+``F.unfold`` calls and 25 small forwards) get slow in erratic spikes. Steps of the same variant
+then vary by up to 10x. Compare the ``min`` columns and repeat the run.
+
 Run from the repository root::
 
     . .venv/bin/activate
@@ -233,6 +238,7 @@ def time_train_step(variant: str, *, device: torch.device | str = "cpu", base_ch
         times.append(time.perf_counter() - t0)
     mean = float(np.mean(times))
     return {"variant": variant, "s_per_step": mean, "it_per_s": 1.0 / mean, "times": times,
+            "s_per_step_median": float(np.median(times)), "s_per_step_min": float(np.min(times)),
             "loss": float(loss.detach()) if loss is not None else None}
 
 
@@ -395,11 +401,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     ref = next((r for r in results if r["variant"] == "reference"), None)
     print()
-    print(f"{'variant':<12} {'s/step':>9} {'it/s':>8} {'speedup vs ref':>15}")
+    print(f"{'variant':<12} {'s/step':>9} {'it/s':>8} {'speedup vs ref':>15} {'min s/step':>11} {'speedup(min)':>13}")
     for r in results:
         r["speedup_vs_reference"] = ref["s_per_step"] / r["s_per_step"] if ref else None
+        r["speedup_vs_reference_min"] = ref["s_per_step_min"] / r["s_per_step_min"] if ref else None
         sp = f"{r['speedup_vs_reference']:.2f}x" if ref else "-"
-        print(f"{r['variant']:<12} {r['s_per_step']:>9.3f} {r['it_per_s']:>8.3f} {sp:>15}")
+        spm = f"{r['speedup_vs_reference_min']:.2f}x" if ref else "-"
+        print(f"{r['variant']:<12} {r['s_per_step']:>9.3f} {r['it_per_s']:>8.3f} {sp:>15} "
+              f"{r['s_per_step_min']:>11.3f} {spm:>13}")
+    print("(s/step, it/s: mean over the timed steps; min: fastest step, less sensitive to background load)")
     print()
     print(f"{'sampler only':<12} {'s/call':>9} {'speedup':>8} {'% of ref step':>15}")
     for s in samplers:

@@ -18,6 +18,9 @@ app = typer.Typer(
     help="Remove real camera noise from photos with SDAP, a self-supervised blind-spot network "
          "(Pan et al., ICCV 2023).",
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples:\n\n  sdap denoise noisy/*.png -o clean/\n\n  cat a.png | sdap denoise - -o - > b.png\n\n"
+           "  sdap train --data ./SIDD_Medium_Srgb --preset stage1 --val ./sidd_val\n\n"
+           "Run `sdap COMMAND --help` for the options of a command.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -37,14 +40,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    """Remove real camera noise from photos with SDAP (self-supervised blind-spot network).
-
-    Examples:
-
-      sdap denoise noisy/*.png -o clean/
-
-      cat a.png | sdap denoise - -o - > b.png
-    """
+    """Remove real camera noise from photos with SDAP (self-supervised blind-spot network)."""
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -188,3 +188,27 @@ def test_tiled_cli_equals_untiled(tmp_path, weights):
     r = invoke("denoise", src, "-o", tmp_path / "tiled", "-w", weights, "--precision", "fp32", "--tile", "48")
     assert r.exit_code == 0, r.output
     assert np.array_equal(read(tmp_path / "whole" / "a.png"), read(tmp_path / "tiled" / "a.png"))
+
+
+def test_camera_raw_to_16bit_tiff(tmp_path, weights):
+    from tests.conftest import shared_data
+
+    pytest.importorskip("rawpy")
+    raw = shared_data("raw_samples", "canon_eos_6d.dng")
+    before = sha(raw)
+    r = invoke("denoise", raw, "-o", tmp_path, "-w", weights, "--refine", "none")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "canon_eos_6d.tif"
+    import tifffile
+
+    arr = tifffile.imread(out)
+    assert arr.dtype == np.uint16 and arr.ndim == 3 and arr.shape[2] == 3 and arr.max() > 0
+    assert sha(raw) == before
+
+
+def test_241_square_and_odd_sizes(tmp_path, weights):
+    for hw in [(241, 241), (7, 3)]:
+        src = write_png(tmp_path / f"{hw[0]}x{hw[1]}.png", noisy_rgb(*hw))
+        r = invoke("denoise", src, "-o", tmp_path / "out", "-w", weights)
+        assert r.exit_code == 0, r.output
+        assert read(tmp_path / "out" / src.name).shape == (*hw, 3)

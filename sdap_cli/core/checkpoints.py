@@ -76,7 +76,11 @@ def _build(sd: dict[str, torch.Tensor], arch: dict, path: Path, allow_missing_ma
         model = DBSNl(**arch)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: unusable architecture {arch} ({e})") from None
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+    except RuntimeError as e:                       # shape mismatches
+        detail = next((l.strip() for l in str(e).splitlines() if "size mismatch" in l), "shape mismatch")
+        raise CheckpointError(f"{path}: weights do not fit DBSNl{tuple(arch.values())} ({detail[:120]})") from None
     if allow_missing_masks:
         missing = [k for k in missing if not k.endswith(".mask")]
     if missing or unexpected:

@@ -220,7 +220,8 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     def summary(step: int) -> dict:
         return {"iterations": step, "data": [str(d) for d in cfg.data], "images": len(files),
                 "patch": cfg.patch, "batch": cfg.batch * world, "lr": cfg.lr, "schedule": cfg.schedule,
-                "seed": cfg.seed, "precision": precision, "device": str(device), "best": best}
+                "seed": cfg.seed, "precision": precision, "device": str(device), "best": best,
+                "cached_images": data.cache is not None, "decode_s_first_image": round(data.decode_seconds, 4)}
 
     t0 = time.perf_counter()
     tw, running, n_run = time.perf_counter(), 0.0, 0
