@@ -8,14 +8,13 @@ import sys
 
 import torch
 
-from sdap_cli.core.checkpoints import save_weights
+from sdap_cli.core.checkpoints import arch_from_state_dict, save_weights
 from sdap_cli.core.dbsnl import DBSNl
 
 ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 log = torch.load(sys.argv[1].replace("best.pt", "last.pt"), map_location="cpu", weights_only=False)
 sd = ck["model"]
-net = DBSNl(base_ch=sd["head.0.weight"].shape[0], num_module=sum(
-    1 for k in sd if k.startswith("branch1.body.") and k.endswith(".body.0.weight")))
+net = DBSNl(**arch_from_state_dict(sd))
 net.load_state_dict(sd)
 summary = {
     "trainer": "scripts/train_default_weights.py (RSG p=5 + cyclic L1, bf16 autocast, Adam, cosine lr 3e-4 -> 1e-5)",

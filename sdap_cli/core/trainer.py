@@ -200,6 +200,8 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         data, batch_size=cfg.batch, sampler=_StepIndices(start, stop, cfg.batch, rank, world),
         num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=False,
         prefetch_factor=4 if cfg.workers else None)
+    if rank == 0 and resume and (out / "train_log.csv").is_file():
+        _truncate_log(out / "train_log.csv", start)      # drop rows a killed run wrote after its last state
     log_f = open(out / "train_log.csv", "a", newline="") if rank == 0 else None
     log = csv.writer(log_f) if log_f else None
     if log_f is not None and log_f.tell() == 0:
@@ -293,6 +295,12 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     if world > 1:
         torch.distributed.barrier()
     return result
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    rows = path.read_text().splitlines(keepends=True)
+    keep = [r for i, r in enumerate(rows) if i == 0 or int(r.split(",", 1)[0]) <= step]
+    path.write_text("".join(keep))
 
 
 def find_noisy_images_all(data: list[str]) -> list[Path]:
