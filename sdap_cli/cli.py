@@ -210,6 +210,154 @@ def train(
                                     indent=2) + "\n")
 
 
+@app.command(epilog="Examples:\n\n  sdap benchmark\n\n"
+                    "  sdap benchmark --sizes 256,512 --refine none,e --precision fp32,bf16 --json bench.json\n\n"
+                    "  sdap benchmark --model full --sizes 12mp --refine none --precision bf16")
+def benchmark(
+    sizes: Annotated[Optional[str], typer.Option(help="Comma list: sides in pixels, 12mp, 24mp "
+                     "(default 256,512,1024,12mp).")] = None,
+    refine: Annotated[Optional[str], typer.Option(help="Comma list of none, e, r3 (default none,e).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Comma list of fp32, bf16, fp16, auto "
+                         "(default fp32,bf16).")] = None,
+    channels_last: Annotated[Optional[str], typer.Option(help="Comma list of on/off (default on).")] = None,
+    compile: Annotated[Optional[str], typer.Option(help="Comma list of on/off: torch.compile "
+                       "(default off).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="default (the shipped network) or full (the "
+                     "paper's 128/9 DBSNl, random weights).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Time this weights file's "
+                       "network.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Tile side (default: automatic).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs (default 1).")] = None,
+    runs: Annotated[Optional[int], typer.Option(help="Timed runs (default 3; 1 for >= 4 MP).")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
+) -> None:
+    """Time denoising: ms per image, megapixels/s, achieved MAC/s against the analytic count, and peak
+    memory (process RSS on CPU, max allocated on CUDA), each setting in a fresh process."""
+    from .commands import benchmark as cmd
+    from .config import BenchmarkConfig
+    from .console import benchmark_table, info
+
+    def split(v, conv=str):
+        return None if v is None else [conv(x.strip()) for x in v.split(",") if x.strip()]
+
+    def onoff(x: str) -> bool:
+        if x.lower() in ("on", "true", "1", "yes"):
+            return True
+        if x.lower() in ("off", "false", "0", "no"):
+            return False
+        raise typer.BadParameter(f"{x!r}: use on or off")
+
+    values = dict(sizes=split(sizes), refine=split(refine), precision=split(precision),
+                  channels_last=split(channels_last, onoff), compile=split(compile, onoff), model=model,
+                  weights=weights, device=device, threads=threads, tile=tile, warmup=warmup, runs=runs)
+    try:
+        cfg = BenchmarkConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        raise _fail(_validation_message(e), 2) from None
+    try:
+        result = cmd.run(cfg, on_row=lambda r: info(f"{r.size} {r.refine} {r.precision}: "
+                                                    f"{r.error or f'{r.ms:.0f} ms, {r.mpix_per_s:.3f} MP/s'}"))
+    except SdapError as e:
+        raise _fail(str(e)) from None
+    benchmark_table(result)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if any(r.error for r in result.rows):
+        raise typer.Exit(code=1)
+
+
+@app.command(epilog="Examples:\n\n"
+                    "  sdap evaluate --noisy SIDD_noisy/ --clean SIDD_clean/ --csv scores.csv\n\n"
+                    "  sdap evaluate --data-dir sidd_val_blocks/ --save out/ --figure fig.png\n\n"
+                    "  sdap evaluate --dataset sidd-val --data-dir SIDD/ --limit 64 --json val.json\n\n"
+                    "  sdap evaluate --denoised out/ --clean SIDD_clean/ --metric-convention y\n\n"
+                    "  sdap evaluate --dataset sidd-bench --data-dir SIDD/ --submit SubmitSrgb.csv\n\n"
+                    "  sdap evaluate --dataset dnd --data-dir dnd_2017/ --submit bundled/")
+def evaluate(
+    dataset: Annotated[Optional[str], typer.Option(help="folders (default: --noisy/--clean or --data-dir "
+                       "with noisy/clean sub-folders), sidd-val, sidd-bench (Kaggle CSV with --submit) or "
+                       "dnd (.mat bundle with --submit).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the dataset files: Validation*BlocksSrgb"
+                        ".mat, BenchmarkNoisyBlocksSrgb.mat, DND info.mat + images_srgb/, or noisy/clean "
+                        "sub-folders.")] = None,
+    noisy: Annotated[Optional[Path], typer.Option(help="Folder of noisy images.")] = None,
+    clean: Annotated[Optional[Path], typer.Option(help="Folder of clean references, paired by name "
+                     "(identical, or NOISY_x/GT_x, x_real/x_mean).")] = None,
+    denoised: Annotated[Optional[Path], typer.Option(help="Folder of existing outputs to score (no network "
+                        "is run).")] = None,
+    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights, as for `sdap denoise`. "
+                       "Default: the shipped model.")] = None,
+    refine: Annotated[Optional[str], typer.Option(help="e (default), r3 or none.")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included.")] = None,
+    tile_overlap: Annotated[Optional[int], typer.Option(help="Context per tile side.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    metric_convention: Annotated[Optional[str], typer.Option(help="sdap (default: uint8 RGB, Gaussian SSIM), "
+                                 "apbsn (float 0-255, 7x7 uniform SSIM) or y (BT.601 luma).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N images (blocks).")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Folder for the denoised outputs (PNG).")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write a CSV row per image.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write a JSON file: a row per image "
+                         "and the summary.")] = None,
+    figure: Annotated[Optional[Path], typer.Option(help="PNG of noisy | denoised | clean crops of the best "
+                      "and worst images (PSNR gain).")] = None,
+    submit: Annotated[Optional[Path], typer.Option(help="sidd-bench: Kaggle CSV to write; dnd: folder of "
+                      "the .mat bundle.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table (errors only).")] = False,
+) -> None:
+    """Score denoising with PSNR/SSIM against clean references, and write benchmark submissions.
+
+    Prints a table (noisy input and denoised PSNR/SSIM per image, mean and std) on stdout. The exit
+    code is 1 if any image failed.
+    """
+    from .commands import evaluate as cmd
+    from .config import EvalConfig
+    from .console import EvalProgress, info, print_eval_table
+
+    given = {k: v for k, v in dict(refine=refine, tile=tile, tile_overlap=tile_overlap, device=device,
+                                   precision=precision).items() if v is not None}
+    top = {k: v for k, v in dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean,
+                                 denoised=denoised, weights=weights, convention=metric_convention, limit=limit,
+                                 save=save, csv=csv, json=json_file, figure=figure,
+                                 submit=submit).items() if v is not None}
+    try:
+        cfg = EvalConfig(**top, **({"inference": given} if given else {}))
+    except ValidationError as e:
+        raise _fail(_validation_message(e).replace("--convention", "--metric-convention")
+                    .replace("--json-path", "--json"), 2) from None
+    progress = EvalProgress(quiet)
+    try:
+        result = cmd.run(cfg, progress=progress)
+    except SdapError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+    finally:
+        progress.close()
+    if not quiet:
+        if result.unmatched:
+            shown = ", ".join(result.unmatched[:5]) + (" ..." if len(result.unmatched) > 5 else "")
+            info(f"{len(result.unmatched)} file(s) without a clean partner were skipped: {shown}")
+        if result.scored:
+            print_eval_table(result, note=cmd.CONVENTION_NOTES[cfg.convention])
+        what = "scored" if result.scored else "denoised"
+        info(f"{len(result.rows) - len(result.failed)} {what}, {len(result.failed)} failed in "
+             f"{result.seconds:.1f} s" + (f"; weights {result.weights}" if result.weights else ""))
+        for path in ([result.submission] if result.submission else []) + result.written:
+            info(f"wrote {path}")
+        if cfg.save is not None:
+            info(f"denoised outputs in {cfg.save}")
+    if result.failed:
+        from .console import error
+
+        if quiet or not sys.stderr.isatty():
+            for r in result.failed:
+                error(r.error)
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -179,3 +179,112 @@ class TrainConfig(_Strict):
         if self.preset == "stage2" and self.init is None:
             raise ValueError("preset stage2 fine-tunes the stage-1 best: pass --init RUN/best.safetensors")
         return self
+
+
+EvalDataset = Literal["folders", "sidd-val", "sidd-bench", "dnd"]
+
+
+class EvalConfig(_Strict):
+    """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write
+    benchmark submissions."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    dataset: EvalDataset = "folders"
+    """'folders': --noisy/--clean (or --data-dir with noisy/clean sub-folders); 'sidd-val': the SIDD
+    validation .mat files; 'sidd-bench': SIDD benchmark blocks (Kaggle CSV); 'dnd': DND sRGB bundle."""
+    data_dir: Optional[Path] = None
+    """Folder of the dataset files (sidd-val, sidd-bench, dnd) or with noisy/clean sub-folders (folders)."""
+    noisy: Optional[Path] = None
+    """Folder of noisy images (dataset 'folders')."""
+    clean: Optional[Path] = None
+    """Folder of clean references (dataset 'folders')."""
+    denoised: Optional[Path] = None
+    """Folder of already denoised outputs to score instead of running the network."""
+    weights: Optional[Path] = None
+    """Weights file; None: the shipped default."""
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    convention: Literal["sdap", "apbsn", "y"] = "sdap"
+    """Metric convention (see sdap_cli/core/metrics.py)."""
+    limit: Optional[int] = Field(None, ge=1)
+    """Evaluate only the first N images (blocks)."""
+    save: Optional[Path] = None
+    """Folder for the denoised outputs (PNG)."""
+    csv: Optional[Path] = None
+    """Per-image CSV file."""
+    json_path: Optional[Path] = Field(None, alias="json")
+    """Per-image JSON file (with the summary); given as ``json`` (``json_path`` also accepted)."""
+    figure: Optional[Path] = None
+    """PNG of noisy | denoised | clean crops for the best and worst images."""
+    submit: Optional[Path] = None
+    """sidd-bench: the Kaggle CSV to write; dnd: the folder of the .mat bundle."""
+
+    @model_validator(mode="after")
+    def _combinations(self) -> "EvalConfig":
+        d = self.dataset
+        if d == "folders":
+            if self.data_dir is None and self.clean is None:
+                raise ValueError("pass --noisy DIR --clean DIR (denoise and score), --denoised DIR --clean DIR "
+                                 "(score existing outputs), or --data-dir DIR with noisy/clean sub-folders")
+            if self.data_dir is not None and (self.noisy is not None or self.clean is not None):
+                raise ValueError("--data-dir (noisy/clean sub-folders) and --noisy/--clean exclude each other")
+            if self.data_dir is None and self.noisy is None and self.denoised is None:
+                raise ValueError("--clean needs --noisy DIR (to denoise) or --denoised DIR (existing outputs)")
+        else:
+            if self.data_dir is None:
+                need = {"sidd-val": "ValidationNoisyBlocksSrgb.mat and ValidationGtBlocksSrgb.mat",
+                        "sidd-bench": "BenchmarkNoisyBlocksSrgb.mat",
+                        "dnd": "info.mat and images_srgb/"}[d]
+                raise ValueError(f"--dataset {d} needs --data-dir DIR, the folder holding {need}")
+            if self.noisy is not None or self.clean is not None:
+                raise ValueError(f"--noisy/--clean are for --dataset folders; --dataset {d} reads its "
+                                 "files from --data-dir")
+        if self.submit is not None and d not in ("sidd-bench", "dnd"):
+            raise ValueError("--submit writes a benchmark submission: use it with --dataset sidd-bench "
+                             "(Kaggle CSV) or --dataset dnd (.mat bundle folder)")
+        if d in ("sidd-bench", "dnd"):
+            if self.submit is None and self.save is None:
+                raise ValueError(f"--dataset {d} has no clean images to score: pass --submit "
+                                 f"{'out.csv' if d == 'sidd-bench' else 'DIR'} (and/or --save DIR)")
+            if self.figure is not None:
+                raise ValueError(f"--figure needs clean images; --dataset {d} has none")
+            if self.submit is not None and self.limit is not None:
+                raise ValueError("--submit needs every block: drop --limit")
+        if self.denoised is not None:
+            if self.weights is not None or self.inference.model_fields_set:
+                raise ValueError("--denoised scores existing outputs: --weights and the denoising options "
+                                 "(--refine, --tile, --device, ...) are not used with it")
+            if self.save is not None:
+                raise ValueError("--save writes denoised outputs; with --denoised they exist already")
+        return self
+
+
+class BenchmarkConfig(_Strict):
+    """`sdap benchmark`: time denoising of synthetic images over a grid of settings."""
+
+    sizes: list[str] = Field(default_factory=lambda: ["256", "512", "1024", "12mp"])
+    """Square sides in pixels, or '12mp' for a 4000x3000 frame (tiled)."""
+    refine: list[Literal["none", "e", "r3"]] = Field(default_factory=lambda: ["none", "e"])
+    precision: list[Literal["auto", "fp32", "bf16", "fp16"]] = Field(default_factory=lambda: ["fp32", "bf16"])
+    channels_last: list[bool] = Field(default_factory=lambda: [True])
+    compile: list[bool] = Field(default_factory=lambda: [False])
+    threads: Optional[int] = Field(None, ge=1)
+    """CPU threads (None: PyTorch's default)."""
+    model: Literal["default", "full"] = "default"
+    """'default': the shipped weights' network; 'full': the paper's DBSNl (128/9), random weights."""
+    weights: Optional[Path] = None
+    """Time this weights file's network instead (overrides --model)."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    tile: Optional[int] = Field(None, ge=16)
+    """Tile side (None: automatic, as in `sdap denoise`)."""
+    warmup: int = Field(1, ge=0)
+    runs: int = Field(3, ge=1)
+    """Timed runs per setting (one for frames of 4 MP and more)."""
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if s.lower() not in ("12mp", "24mp") and not (s.isdigit() and int(s) >= 8):
+                raise ValueError(f"size {s!r}: give a side in pixels (>= 8), 12mp or 24mp")
+        return [s.lower() for s in v]

@@ -128,3 +128,104 @@ class TrainProgress:
     def close(self) -> None:
         if self.rich:
             self.bar.stop()
+
+
+def benchmark_table(result) -> None:
+    """The benchmark rows as a rich table on stdout, with the environment above it."""
+    from rich.table import Table
+
+    env = result.env
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    out.print(f"{env['cpu']} ({env['cores']} cores, {env['threads']} threads)"
+              + (f", {env['gpu']}" if env.get("gpu") else "") + f", torch {env['torch']}, device {env['device']}")
+    out.print(f"network {env['arch']}: {env['macs_per_pixel_per_pass'] / 1e6:.2f} MMAC per pixel per pass")
+    t = Table("size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "peak MiB", "tiles")
+    for r in result.rows:
+        if r.error:
+            t.add_row(r.size, r.refine, r.precision, str(r.channels_last), str(r.compile), r.error, "", "", "", "")
+            continue
+        t.add_row(f"{r.width}x{r.height}", r.refine, r.precision, "on" if r.channels_last else "off",
+                  "on" if r.compile else "off", f"{r.ms:.0f}", f"{r.mpix_per_s:.4f}", f"{r.gmac_per_s:.1f}",
+                  f"{r.peak_mib:.0f}", str(r.tiles))
+    out.print(t)
+
+
+class EvalProgress:
+    """`sdap evaluate` progress: a rich bar with the running mean PSNR on a TTY; else one log line per
+    image (nothing when quiet)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.rich = err_console.is_terminal and not quiet
+        self.psnrs: list[float] = []
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.rich:
+            self.bar = Progress(TextColumn("evaluate"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), console=err_console)
+            self.bar.start()
+            self.task = self.bar.add_task("evaluate", total=total, stats="")
+
+    def item_start(self, index: int, name: str) -> None: ...
+
+    def tile(self, done: int, total: int) -> None: ...
+
+    def item_done(self, index: int, row) -> None:
+        if row.error is None and row.psnr is not None:
+            self.psnrs.append(row.psnr)
+        if self.rich:
+            stats = f"mean {sum(self.psnrs) / len(self.psnrs):.2f} dB" if self.psnrs else ""
+            self.bar.update(self.task, completed=index + 1, stats=stats)
+            if row.error is not None:
+                self.bar.console.print(f"[red]error:[/] {row.error}", markup=True, highlight=False)
+        elif not self.quiet:
+            if row.error is not None:
+                info(f"[{index + 1}/{self.total}] error: {row.error}")
+            elif row.psnr is None:
+                info(f"[{index + 1}/{self.total}] {row.name}: denoised ({row.seconds:.1f} s)")
+            else:
+                noisy = f" (noisy {row.psnr_in:.2f} dB)" if row.psnr_in is not None else ""
+                info(f"[{index + 1}/{self.total}] {row.name}: {row.psnr:.2f} dB / {row.ssim:.4f}{noisy} "
+                     f"({row.seconds:.1f} s)")
+
+    def close(self) -> None:
+        if self.rich and hasattr(self, "bar"):
+            self.bar.stop()
+
+
+def print_eval_table(result, max_rows: int = 50, note: str = "") -> None:
+    """The `sdap evaluate` table on stdout: a row per image (up to ``max_rows``), then mean and std."""
+    from rich.table import Table
+
+    out = Console(highlight=False, soft_wrap=False)
+    summary = result.summary()
+    scored = [r for r in result.rows if r.error is None and r.psnr is not None]
+    has_in = any(r.psnr_in is not None for r in scored)
+    title = f"{result.dataset}, {len(scored)} images, metric convention {result.convention}"
+    table = Table(title=title, caption=note or None, show_lines=False)
+    table.add_column("image", overflow="fold")
+    if has_in:
+        table.add_column("noisy PSNR", justify="right")
+        table.add_column("noisy SSIM", justify="right")
+    table.add_column("PSNR (dB)", justify="right")
+    table.add_column("SSIM", justify="right")
+    if has_in:
+        table.add_column("gain (dB)", justify="right")
+
+    def cells(vals: dict) -> list[str]:
+        fmt = {"psnr_in": "{:.2f}", "ssim_in": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}", "gain": "{:+.2f}"}
+        keys = ["psnr_in", "ssim_in", "psnr", "ssim", "gain"] if has_in else ["psnr", "ssim"]
+        return ["-" if vals.get(k) is None else fmt[k].format(vals[k]) for k in keys]
+
+    if len(scored) <= max_rows:
+        for r in scored:
+            table.add_row(r.name, *cells({"psnr_in": r.psnr_in, "ssim_in": r.ssim_in, "psnr": r.psnr,
+                                          "ssim": r.ssim, "gain": r.gain}))
+        table.add_section()
+    for stat in ("mean", "std") if len(scored) > 1 else ("mean",):
+        table.add_row(stat, *cells({k: v[stat] for k, v in summary.items()}), style="bold" if stat == "mean" else "")
+    if len(scored) > max_rows:
+        for stat in ("min", "max"):
+            table.add_row(stat, *cells({k: v[stat] for k, v in summary.items()}))
+    out.print(table)

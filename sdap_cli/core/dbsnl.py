@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["CentralMaskedConv2d", "DCl", "DC_branchl", "DBSNl", "receptive_radius"]
+__all__ = ["CentralMaskedConv2d", "DCl", "DC_branchl", "DBSNl", "receptive_radius", "macs_per_pixel"]
 
 
 class CentralMaskedConv2d(nn.Conv2d):
@@ -126,6 +126,18 @@ class DBSNl(nn.Module):
     def arch(self) -> dict:
         """Constructor arguments, stored in weight files so the network can be rebuilt."""
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "base_ch": self.base_ch, "num_module": self.num_module}
+
+
+def macs_per_pixel(model: nn.Module) -> int:
+    r"""Multiply-accumulates per output pixel of one pass: :math:`\sum_{conv} C_{in} C_{out} k_h k_w / g`
+    (all DBSNl convolutions run at the input resolution; masked centre taps are still computed).
+
+    Example:
+        >>> macs_per_pixel(DBSNl())
+        3650112
+    """
+    return int(sum(m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+                   for m in model.modules() if isinstance(m, nn.Conv2d)))
 
 
 def receptive_radius(num_module: int) -> int:

@@ -110,3 +110,14 @@ def test_bf16_stays_close_to_fp32(tiny_model):
     b.model.load_state_dict(tiny_model.state_dict())
     b = Denoiser(b.model, refine="e", precision="bf16").denoise(img)
     assert np.abs(a - b).mean() < 0.01
+
+
+def test_auto_tile_is_bounded_aligned_and_scales_with_width():
+    from sdap_cli.core.inference import auto_tile
+
+    cpu = torch.device("cpu")
+    full = auto_tile(cpu, 128, "fp32", 88, 2)
+    assert 256 <= full <= 2048 and full % 2 == 0
+    assert full * full * 3200 <= (2 << 30) * 1.01                 # activations within the 2 GiB CPU budget
+    assert auto_tile(cpu, 128, "bf16", 88, 2) >= full              # half the bytes per pixel
+    assert auto_tile(cpu, 32, "fp32", 88, 2) >= full

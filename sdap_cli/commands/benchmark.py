@@ -1,0 +1,159 @@
+"""`sdap benchmark`: warm-up plus timed runs of the denoiser over sizes, refinements and precisions.
+
+Each setting runs in a fresh child process (spawn), so its peak memory (CPU: peak RSS of the child;
+CUDA: ``max_memory_allocated``) is its own and nothing it allocates leaks into the next setting.
+Achieved MAC/s uses the analytic count (``dbsnl.macs_per_pixel`` x pixels x passes; tile overlap is
+extra work and not counted).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import BenchmarkConfig
+from ..core.checkpoints import load_weights
+from ..core.dbsnl import DBSNl, macs_per_pixel
+from ..core.inference import Denoiser, pick_device, pick_precision
+from ..errors import ConfigError
+
+SIZES = {"12mp": (3000, 4000), "24mp": (4000, 6000)}
+PASSES = {"none": 1, "e": 2}
+
+
+@dataclass
+class Row:
+    size: str
+    height: int
+    width: int
+    refine: str
+    precision: str
+    channels_last: bool
+    compile: bool
+    ms: float = 0.0
+    ms_min: float = 0.0
+    mpix_per_s: float = 0.0
+    gmac_per_s: float = 0.0
+    peak_mib: float = 0.0
+    tiles: int = 0
+    error: str | None = None
+
+
+@dataclass
+class BenchmarkResult:
+    rows: list[Row] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"env": self.env, "rows": [asdict(r) for r in self.rows]}
+
+
+def environment(device: torch.device, threads: int | None, arch: dict) -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "torch": torch.__version__, "device": str(device), "arch": arch,
+            "macs_per_pixel_per_pass": macs_per_pixel(DBSNl(**arch))}
+
+
+def _hw(size: str) -> tuple[int, int]:
+    return SIZES[size] if size in SIZES else (int(size), int(size))
+
+
+def _model(cfg: BenchmarkConfig) -> DBSNl:
+    if cfg.weights is not None:
+        return load_weights(cfg.weights).model
+    if cfg.model == "full":
+        torch.manual_seed(0)
+        return DBSNl()
+    return load_weights(None).model
+
+
+def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
+    """Runs in the child process."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    model = _model(cfg)
+    den = Denoiser(model, refine=row.refine, device=device, precision=row.precision,
+                   channels_last=row.channels_last)
+    if row.compile:
+        den.model = torch.compile(den.model)
+    h, w = row.height, row.width
+    rng = np.random.default_rng(0)
+    img = rng.random((h, w, 3), dtype=np.float32)
+    big = h * w >= 4_000_000
+    warm = img if not big else img[:512, :512]
+    ntiles = []
+    for _ in range(cfg.warmup):
+        den.denoise(warm, tile=cfg.tile)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(1 if big else cfg.runs):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            den.denoise(img, tile=cfg.tile, on_tile=lambda d, t: ntiles.append(t))
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            t0 = time.perf_counter()
+            den.denoise(img, tile=cfg.tile, on_tile=lambda d, t: ntiles.append(t))
+            times.append(time.perf_counter() - t0)
+    t = float(np.mean(times))
+    passes = PASSES.get(row.refine, 1 + den.r3_t)
+    row.ms, row.ms_min = t * 1000, min(times) * 1000
+    row.mpix_per_s = h * w / 1e6 / t
+    row.gmac_per_s = h * w * macs_per_pixel(model) * passes / t / 1e9
+    row.tiles = ntiles[-1] if ntiles else 1
+    if device.type == "cuda":
+        row.peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        row.peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def _child(args):
+    cfg, row = args
+    try:
+        return _measure(cfg, row)
+    except Exception as e:                                   # noqa: BLE001 - reported per row
+        row.error = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        return row
+
+
+def run(cfg: BenchmarkConfig, on_row=None) -> BenchmarkResult:
+    """Time every combination of the config's lists; ``on_row(row)`` after each."""
+    try:
+        device = pick_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    arch = _model(cfg).arch
+    result = BenchmarkResult(env=environment(device, cfg.threads, arch))
+    ctx = mp.get_context("spawn")
+    for size, refine, prec, cl, comp in itertools.product(cfg.sizes, cfg.refine, cfg.precision,
+                                                          cfg.channels_last, cfg.compile):
+        h, w = _hw(size)
+        row = Row(size, h, w, refine, pick_precision(prec, device), cl, comp)
+        with ctx.Pool(1) as pool:
+            row = pool.apply(_child, ((cfg, row),))
+        result.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return result
