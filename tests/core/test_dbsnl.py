@@ -78,3 +78,18 @@ def test_width_and_depth_are_configurable():
     net = DBSNl(base_ch=16, num_module=3)
     assert net.arch == {"in_ch": 3, "out_ch": 3, "base_ch": 16, "num_module": 3}
     assert sorted(net.state_dict()) == sorted(official_keys(3))
+
+
+def test_golden_output_of_the_official_dbsnl():
+    """Expected values produced once (2026-11-24) by the official p1y2z3/SDAP model/DBSNl.py at commit
+    1f415a0: torch.manual_seed(0); DBSNl(3, 3, base_ch=16, num_module=2); input
+    torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)); torch 2.13 CPU. With the same
+    seed our network draws identical weights (same module order), and its output matched exactly."""
+    torch.manual_seed(0)
+    net = DBSNl(base_ch=16, num_module=2).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = net(x)
+    assert torch.allclose(out[0, :, 16, 16], torch.tensor([-0.15532, 0.094181, -0.353327]), atol=2e-6)
+    assert torch.allclose(out[0, :, 0, 31], torch.tensor([-0.15376, 0.095088, -0.352148]), atol=2e-6)
+    assert abs(out.mean().item() - -0.1379278) < 1e-6 and abs(out.std().item() - 0.1830818) < 1e-6
