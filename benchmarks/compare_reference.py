@@ -1,0 +1,133 @@
+"""Time `sdap`'s denoising against the official SDAP test.py path on the same machine, in one run.
+
+Usage:
+    python benchmarks/compare_reference.py --reference PATH_TO_SDAP_CHECKOUT [--sizes 256,512]
+        [--threads N] [--runs 2] [--probe 4000x3000 --probe-limit-gib 20] [--json out.json]
+
+PATH_TO_SDAP_CHECKOUT is a checkout of p1y2z3/SDAP kept outside this repository (never commit its
+code). Used read-only: its ``model/DBSNl.py`` and the ``pixel_unshuffle``/``pixel_shuffle`` functions
+of its ``test.py`` (taken out with ``ast``, because test.py parses the command line at import). The
+official weights are unavailable, so both sides share one random initialisation; the outputs must agree.
+
+Reference path (test.py): whole image, fp32, ``torch.no_grad``: pixel_unshuffle(2) -> DBSNl ->
+pixel_shuffle(2) -> DBSNl (E) -> clamp. Ours: ``Denoiser(refine='e')`` with automatic tiling, fp32 and
+bf16. ``--probe WxH`` runs the reference once on a larger frame in a child process under an
+address-space limit, to show which sizes it cannot do at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sdap_cli.core.dbsnl import DBSNl  # noqa: E402
+from sdap_cli.core.inference import Denoiser  # noqa: E402
+
+
+def load_reference(ref: Path):
+    """The official DBSNl class and the two PD functions of test.py."""
+    sys.path.insert(0, str(ref))
+    from model.DBSNl import DBSNl as RefDBSNl  # type: ignore
+
+    tree = ast.parse((ref / "test.py").read_text())
+    funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in ("pixel_unshuffle", "pixel_shuffle")]
+    ns: dict = {"torch": torch}
+    exec(compile(ast.Module(body=funcs, type_ignores=[]), str(ref / "test.py"), "exec"), ns)
+    return RefDBSNl, ns["pixel_unshuffle"], ns["pixel_shuffle"]
+
+
+def reference_denoise(model, unshuffle, shuffle, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = shuffle(model(unshuffle(x, 2)), 2)
+        out = model(out)
+    return out.clamp_(0.0, 1.0)
+
+
+def _timed(fn, runs: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def _probe(args):
+    ref, h, w, limit, threads = args
+    torch.set_num_threads(threads)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    RefDBSNl, unshuffle, shuffle = load_reference(Path(ref))
+    torch.manual_seed(0)
+    model = RefDBSNl().eval()
+    try:
+        t0 = time.perf_counter()
+        reference_denoise(model, unshuffle, shuffle, torch.rand(1, 3, h, w))
+        return f"finished in {time.perf_counter() - t0:.0f} s"
+    except (RuntimeError, MemoryError) as e:
+        return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", type=Path, required=True)
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--probe", default=None, help="WxH frame for the reference under a memory limit")
+    ap.add_argument("--probe-limit-gib", type=float, default=20.0)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    RefDBSNl, unshuffle, shuffle = load_reference(a.reference)
+    torch.manual_seed(0)
+    ref_model = RefDBSNl().eval()
+    state = {k: v.clone() for k, v in ref_model.state_dict().items()}
+    ours = {p: Denoiser(DBSNl(), refine="e", precision=p) for p in ("fp32", "bf16")}
+    for d in ours.values():
+        d.model.load_state_dict({k: v.to(next(d.model.parameters()).dtype) for k, v in state.items()})
+    rows = []
+    print(f"threads {torch.get_num_threads()}, torch {torch.__version__}; PD-2 + E, DBSNl 128/9 (random weights)")
+    print(f"{'size':>9} {'variant':>10} {'s/image':>9} {'MP/s':>8} {'vs ref':>7} {'max|diff|':>10}")
+    for s in a.sizes.split(","):
+        h = w = int(s)
+        img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+        reference_denoise(ref_model, unshuffle, shuffle, x[..., :64, :64])          # warm-up
+        t_ref, out_ref = _timed(lambda: reference_denoise(ref_model, unshuffle, shuffle, x), a.runs)
+        out_ref = out_ref[0].permute(1, 2, 0).numpy()
+        res = {"size": s, "reference_s": t_ref}
+        print(f"{s:>9} {'reference':>10} {t_ref:9.2f} {h * w / 1e6 / t_ref:8.4f} {1.0:7.2f} {'':>10}")
+        for p, d in ours.items():
+            d.denoise(img[:64, :64])
+            t, out = _timed(lambda: d.denoise(img), a.runs)
+            diff = float(np.abs(out - out_ref).max())
+            res[f"{p}_s"], res[f"{p}_ratio"], res[f"{p}_maxdiff"] = t, t_ref / t, diff
+            print(f"{s:>9} {'ours-' + p:>10} {t:9.2f} {h * w / 1e6 / t:8.4f} {t_ref / t:7.2f} {diff:10.2e}")
+        rows.append(res)
+    out = {"threads": torch.get_num_threads(), "rows": rows}
+    if a.probe:
+        w, h = (int(v) for v in a.probe.lower().split("x"))
+        limit = int(a.probe_limit_gib * 2**30)
+        with mp.get_context("spawn").Pool(1) as pool:
+            msg = pool.apply(_probe, ((str(a.reference), h, w, limit, torch.get_num_threads()),))
+        print(f"reference on {w}x{h} under a {a.probe_limit_gib:g} GiB address-space limit: {msg}")
+        out["probe"] = {"size": a.probe, "limit_gib": a.probe_limit_gib, "result": msg}
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
