@@ -89,6 +89,11 @@ def denoise(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (never inputs).")] = False,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose output exists (resume).")] = False,
     shard: Annotated[Optional[str], typer.Option(help="K/N: process the K-th of N parts of the inputs.")] = None,
+    adapt: Annotated[bool, typer.Option("--adapt", help="First fine-tune a copy of the weights on these "
+                     "very images (SDAP(S)-style, self-supervised); the weights file is not changed.")] = False,
+    adapt_iters: Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")] = None,
+    adapt_lr: Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")] = None,
+    save_adapted: Annotated[Optional[Path], typer.Option(help="Save the adapted weights here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
 ) -> None:
@@ -103,9 +108,10 @@ def denoise(
 
     given = {k: v for k, v in dict(refine=refine, tile=tile, tile_overlap=tile_overlap, device=device,
                                    precision=precision, threads=threads, seed=seed, r3_t=r3_t,
-                                   r3_p=r3_p).items() if v is not None}
+                                   r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
+                                   adapt_lr=adapt_lr).items() if v is not None}
     top = {k: v for k, v in dict(output=output, weights=weights, suffix=suffix, format=format,
-                                 shard=shard).items() if v is not None}
+                                 shard=shard, save_adapted=save_adapted).items() if v is not None}
     try:
         cfg = DenoiseConfig(inputs=inputs, recursive=recursive, overwrite=overwrite,
                             skip_existing=skip_existing, inference=given, **top)
@@ -325,8 +331,8 @@ def evaluate(
     try:
         cfg = EvalConfig(**top, **({"inference": given} if given else {}))
     except ValidationError as e:
-        raise _fail(_validation_message(e).replace("--convention", "--metric-convention")
-                    .replace("--json-path", "--json"), 2) from None
+        msg = _validation_message(e).replace("--convention", "--metric-convention").replace("--json-path", "--json")
+        raise _fail(msg.replace("--config: ", ""), 2) from None
     progress = EvalProgress(quiet)
     try:
         result = cmd.run(cfg, progress=progress)
@@ -342,7 +348,7 @@ def evaluate(
             info(f"{len(result.unmatched)} file(s) without a clean partner were skipped: {shown}")
         if result.scored:
             print_eval_table(result, note=cmd.CONVENTION_NOTES[cfg.convention])
-        what = "scored" if result.scored else "denoised"
+        what = "scored" if result.scored else ("read" if result.mode == "outputs" else "denoised")
         info(f"{len(result.rows) - len(result.failed)} {what}, {len(result.failed)} failed in "
              f"{result.seconds:.1f} s" + (f"; weights {result.weights}" if result.weights else ""))
         for path in ([result.submission] if result.submission else []) + result.written:

@@ -51,6 +51,12 @@ class InferenceConfig(_Strict):
     """Arithmetic of the network; 'auto': bf16 where the hardware has it, else fp32."""
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads for PyTorch; None: PyTorch's default."""
+    adapt: bool = False
+    """Fine-tune a copy of the weights on the images being denoised first (SDAP(S)-style)."""
+    adapt_iters: int = Field(100, ge=1)
+    """SDAP steps of --adapt."""
+    adapt_lr: float = Field(5e-5, gt=0)
+    """Adam learning rate of --adapt."""
 
     @model_validator(mode="after")
     def _tile_vs_overlap(self) -> "InferenceConfig":
@@ -86,6 +92,8 @@ class DenoiseConfig(_Strict):
     """Leave existing outputs alone and count them as skipped (resumes a batch)."""
     shard: Optional[str] = None
     """'K/N': process only the K-th (1-based) of N deterministic parts of the sorted inputs."""
+    save_adapted: Optional[Path] = None
+    """With --adapt: also save the adapted weights here (.safetensors)."""
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
 
     @field_validator("shard")
@@ -105,6 +113,8 @@ class DenoiseConfig(_Strict):
     def _flags(self) -> "DenoiseConfig":
         if self.overwrite and self.skip_existing:
             raise ValueError("--overwrite and --skip-existing exclude each other")
+        if self.save_adapted is not None and not self.inference.adapt:
+            raise ValueError("--save-adapted needs --adapt")
         return self
 
     @property

@@ -34,11 +34,16 @@ class QuietProgress:
     def file_start(self, index, job): ...
     def tile(self, done, total): ...
     def file_done(self, index, result): ...
+    def adapt(self, step, total, loss): ...
     def close(self): ...
 
 
 class PlainProgress(QuietProgress):
     """One log line per file (for pipes, CI and batch logs)."""
+
+    def adapt(self, step, total, loss):
+        if step == 1 or step == total or step % max(total // 5, 1) == 0:
+            info(f"adapt step {step}/{total} loss {loss:.4f}")
 
     def start(self, total):
         self.total = total
@@ -65,6 +70,12 @@ class RichProgress(QuietProgress):
         self.files = self.bar.add_task("files", total=total)
         self.tiles = self.bar.add_task("tiles", total=1, visible=False)
         self.t0 = time.perf_counter()
+
+    def adapt(self, step, total, loss):
+        if not hasattr(self, "adapt_task"):
+            self.bar.start()
+            self.adapt_task = self.bar.add_task("adapt", total=total)
+        self.bar.update(self.adapt_task, completed=step, description=f"adapt (loss {loss:.3f})")
 
     def file_start(self, index, job):
         self.bar.update(self.tiles, completed=0, total=1, visible=True, description=f"tiles {job.rel}")
@@ -202,8 +213,9 @@ def print_eval_table(result, max_rows: int = 50, note: str = "") -> None:
     summary = result.summary()
     scored = [r for r in result.rows if r.error is None and r.psnr is not None]
     has_in = any(r.psnr_in is not None for r in scored)
-    title = f"{result.dataset}, {len(scored)} images, metric convention {result.convention}"
-    table = Table(title=title, caption=note or None, show_lines=False)
+    out.print(f"{result.dataset}: {len(scored)} images; metric convention {note or result.convention}",
+              markup=False, soft_wrap=True)
+    table = Table(show_lines=False)
     table.add_column("image", overflow="fold")
     if has_in:
         table.add_column("noisy PSNR", justify="right")

@@ -212,3 +212,19 @@ def test_241_square_and_odd_sizes(tmp_path, weights):
         r = invoke("denoise", src, "-o", tmp_path / "out", "-w", weights)
         assert r.exit_code == 0, r.output
         assert read(tmp_path / "out" / src.name).shape == (*hw, 3)
+
+
+def test_adapt_fine_tunes_a_copy_and_can_save_it(tmp_path, weights):
+    from sdap_cli.core.checkpoints import load_weights
+
+    src = write_png(tmp_path / "a.png", noisy_rgb(40, 40))
+    before = sha(weights)
+    assert invoke("denoise", src, "-o", tmp_path / "plain", "-w", weights).exit_code == 0
+    r = invoke("denoise", src, "-o", tmp_path / "adapted", "-w", weights, "--adapt", "--adapt-iters", "3",
+               "--adapt-lr", "1e-3", "--save-adapted", tmp_path / "adapted.safetensors")
+    assert r.exit_code == 0, r.output
+    assert sha(weights) == before                                     # the weights file is untouched
+    assert not np.array_equal(read(tmp_path / "plain" / "a.png"), read(tmp_path / "adapted" / "a.png"))
+    lw = load_weights(tmp_path / "adapted.safetensors")
+    assert lw.metadata["training"]["adapted"]["iterations"] == 3
+    assert invoke("denoise", src, "-w", weights, "--save-adapted", tmp_path / "x.safetensors").exit_code == 2

@@ -17,7 +17,8 @@ import torch
 
 from ..config import DenoiseConfig
 from ..core import images
-from ..core.checkpoints import LoadedWeights, load_weights
+from ..core.adapt import adapt
+from ..core.checkpoints import LoadedWeights, load_weights, save_weights
 from ..core.inference import Denoiser, is_oom, pick_device, pick_precision
 from ..errors import ConfigError, InputError, OutputError, SdapError
 
@@ -162,7 +163,9 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return [j for i, j in enumerate(ordered) if i % n == k - 1]
 
 
-def build_denoiser(cfg: DenoiseConfig) -> tuple[Denoiser, LoadedWeights]:
+def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adapt=None
+                   ) -> tuple[Denoiser, LoadedWeights]:
+    """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser."""
     inf = cfg.inference
     try:
         device = pick_device(inf.device)
@@ -171,6 +174,17 @@ def build_denoiser(cfg: DenoiseConfig) -> tuple[Denoiser, LoadedWeights]:
     if inf.threads:
         torch.set_num_threads(inf.threads)
     loaded = load_weights(cfg.weights)
+    if adapt_images:
+        if loaded.input_scale != 1.0:
+            raise ConfigError(f"{loaded.path}: --adapt needs weights on 0-1 input (not AP-BSN's)")
+        loaded.model = adapt(loaded.model, adapt_images, iterations=inf.adapt_iters, lr=inf.adapt_lr,
+                             precision=pick_precision(inf.precision, device), device=device, seed=inf.seed,
+                             on_step=on_adapt)
+        if cfg.save_adapted is not None:
+            training = dict(loaded.metadata.get("training", {}))
+            training["adapted"] = {"from": str(loaded.path), "iterations": inf.adapt_iters, "lr": inf.adapt_lr,
+                                   "images": len(adapt_images)}
+            save_weights(cfg.save_adapted, loaded.model, training=training)
     den = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd, r3_t=inf.r3_t,
                    r3_p=inf.r3_p, seed=inf.seed, device=device, precision=pick_precision(inf.precision, device))
     return den, loaded
@@ -218,7 +232,17 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     runnable = [j for j in jobs if j.error is None and j.skip_reason is None]
     den = None
     if runnable:
-        den, loaded = build_denoiser(cfg)
+        adapt_images = None
+        if cfg.inference.adapt:
+            adapt_images = []
+            for job in runnable:
+                try:
+                    adapt_images.append(images.read_image(job.source).rgb)
+                except SdapError:
+                    pass                      # reported when the job itself runs
+            if runnable and runnable[0].source == STDIO:
+                raise ConfigError("--adapt cannot read stdin twice; give files")
+        den, loaded = build_denoiser(cfg, adapt_images, getattr(progress, "adapt", None))
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
     result.refine = cfg.inference.refine
     if progress is not None:

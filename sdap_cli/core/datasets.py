@@ -57,9 +57,13 @@ class NoisyCrops(torch.utils.data.Dataset):
     """
 
     def __init__(self, files: list[Path], patch: int, batch: int, seed: int = 0,
-                 cache_bytes: int = 4 << 30) -> None:
+                 cache_bytes: int = 4 << 30, arrays: list[np.ndarray] | None = None) -> None:
         self.files, self.patch, self.batch, self.seed = list(files), patch, batch, seed
         self.cache: list[np.ndarray] | None = None
+        if arrays is not None:                      # images already in memory (e.g. `denoise --adapt`)
+            self.files = [Path(f"<array {i}>") for i in range(len(arrays))]
+            self.cache, self.decode_seconds, self.cache_seconds = list(arrays), 0.0, 0.0
+            return
         t0 = time.perf_counter()
         first = _load_uint(self.files[0])
         self.decode_seconds = time.perf_counter() - t0      # one decode; the cost a worker pays per crop
@@ -92,7 +96,7 @@ class NoisyCrops(torch.utils.data.Dataset):
             crop = crop[::-1]
         if rng.random() < 0.5:
             crop = crop.transpose(1, 0, 2)
-        scale = 255.0 if crop.dtype == np.uint8 else 65535.0
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(crop.dtype, 1.0)
         return torch.from_numpy(np.ascontiguousarray(crop).astype(np.float32) / scale).permute(2, 0, 1)
 
 
