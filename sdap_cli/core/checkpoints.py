@@ -99,8 +99,12 @@ def load_weights(path: str | os.PathLike | None = None) -> LoadedWeights:
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":         # torch zip or legacy pickle
+        head = fh.read(9)
+    # safetensors: a little-endian u64 header length, then the JSON header ('{'); its first byte can be
+    # anything (0x80 too), so test for it before the torch signatures (zip 'PK', pickle 0x80)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return _load_safetensors(path)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
         return _load_pth(path)
     return _load_safetensors(path)
 
