@@ -311,6 +311,9 @@ def evaluate(
                       "and worst images (PSNR gain).")] = None,
     submit: Annotated[Optional[Path], typer.Option(help="sidd-bench: Kaggle CSV to write; dnd: folder of "
                       "the .mat bundle.")] = None,
+    adapt: Annotated[bool, typer.Option("--adapt", help="Fine-tune a copy of the weights on the noisy "
+                     "images first (as `sdap denoise --adapt`).")] = False,
+    adapt_iters: Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table (errors only).")] = False,
 ) -> None:
     """Score denoising with PSNR/SSIM against clean references, and write benchmark submissions.
@@ -323,7 +326,8 @@ def evaluate(
     from .console import EvalProgress, info, print_eval_table
 
     given = {k: v for k, v in dict(refine=refine, tile=tile, tile_overlap=tile_overlap, device=device,
-                                   precision=precision).items() if v is not None}
+                                   precision=precision, adapt=adapt or None,
+                                   adapt_iters=adapt_iters).items() if v is not None}
     top = {k: v for k, v in dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean,
                                  denoised=denoised, weights=weights, convention=metric_convention, limit=limit,
                                  save=save, csv=csv, json=json_file, figure=figure,

@@ -336,3 +336,20 @@ def test_dnd_run_writes_one_file_per_image(tmp_path, weights, monkeypatch):
     for key, b in blocks.items():
         assert back[key].dtype == np.float32 and back[key].shape == b.shape
         assert np.allclose(back[key], den.denoise(b), atol=1e-6)      # float output, not rounded to 8 bits
+
+
+def test_evaluate_with_adapt_changes_the_scores(tmp_path):
+    from tests.helpers import noisy_rgb, tiny_weights, write_png
+
+    w = tiny_weights(tmp_path / "w.safetensors")
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        clean = noisy_rgb(30, 30, seed=20 + i)
+        write_png(tmp_path / "clean" / f"{i}.png", clean)
+        write_png(tmp_path / "noisy" / f"{i}.png", np.clip(clean + rng.normal(0, 15, clean.shape), 0, 255).astype(np.uint8))
+    base = ["evaluate", "--noisy", str(tmp_path / "noisy"), "--clean", str(tmp_path / "clean"), "-w", str(w), "-q"]
+    r1 = CliRunner().invoke(app, base + ["--json", str(tmp_path / "a.json")])
+    r2 = CliRunner().invoke(app, base + ["--json", str(tmp_path / "b.json"), "--adapt", "--adapt-iters", "3"])
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert [r["psnr"] for r in a["images"]] != [r["psnr"] for r in b["images"]]

@@ -285,11 +285,12 @@ def _dnd_samples(cfg: EvalConfig):
 
 # ----------------------------------------------------------------------------------------- denoise
 
-def build_denoiser_for(weights: Path | None, inference: InferenceConfig):
-    """A :class:`Denoiser` and its loaded weights, exactly as `sdap denoise` builds them."""
+def build_denoiser_for(weights: Path | None, inference: InferenceConfig, adapt_images: list | None = None):
+    """A :class:`Denoiser` and its loaded weights, exactly as `sdap denoise` builds them (``--adapt``:
+    fine-tuned on ``adapt_images`` first)."""
     from .denoise import build_denoiser
 
-    return build_denoiser(DenoiseConfig(inputs=["-"], weights=weights, inference=inference))
+    return build_denoiser(DenoiseConfig(inputs=["-"], weights=weights, inference=inference), adapt_images)
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -446,7 +447,9 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
         total = len(samples)
     den = None
     if cfg.denoised is None:
-        den, loaded = build_denoiser_for(cfg.weights, cfg.inference)
+        adapt_images = [_as_float(s.noisy()) for s in samples if s.noisy is not None] if cfg.inference.adapt \
+            else None
+        den, loaded = build_denoiser_for(cfg.weights, cfg.inference, adapt_images)
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
         result.refine = cfg.inference.refine
     kaggle = None                    # (images, blocks, H, W, 3) uint8, allocated at the first block
