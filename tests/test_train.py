@@ -157,3 +157,22 @@ def test_ddp_two_processes_gloo(tmp_path, data):
     assert st["step"] == 4
     w = load_weights(tmp_path / "ddp" / "last.safetensors")
     assert w.metadata["training"]["batch"] == 4            # 2 processes x batch 2
+
+
+def test_sigterm_saves_state_for_resume(tmp_path, data):
+    run = tmp_path / "term"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "sdap_cli", "train", "--data", str(data), "--out", str(run),
+                             "--iterations", "100000", "--batch", "2", "--patch", "20", "--base-ch", "8",
+                             "--num-module", "1", "--workers", "0", "--device", "cpu", "--checkpoint-every",
+                             "100000", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "train_log.csv").is_file():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    st = torch.load(run / "state.pt", weights_only=False)
+    assert 0 < st["step"] < 100000

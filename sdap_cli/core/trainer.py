@@ -18,6 +18,8 @@ import csv
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +231,7 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     tw, running, n_run = time.perf_counter(), 0.0, 0
     step = start
     model.train()
+    previous_term = _raise_on_sigterm()
     try:
         for y in loader:
             y = y.to(device, non_blocking=True)
@@ -283,6 +286,8 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         save_state(step)
         raise
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if log_f is not None:
             log_f.close()
         if tb is not None:
@@ -295,6 +300,18 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     if world > 1:
         torch.distributed.barrier()
     return result
+
+
+def _raise_on_sigterm():
+    """Batch schedulers stop jobs with SIGTERM: turn it into KeyboardInterrupt so the state is saved.
+    Returns the previous handler (None when not in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _truncate_log(path: Path, step: int) -> None:
