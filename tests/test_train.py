@@ -176,3 +176,19 @@ def test_sigterm_saves_state_for_resume(tmp_path, data):
     assert "--resume" in err and "Traceback" not in err
     st = torch.load(run / "state.pt", weights_only=False)
     assert 0 < st["step"] < 100000
+
+
+def test_validation_from_sidd_mat_files(tmp_path):
+    from scipy.io import savemat
+
+    from sdap_cli.core.datasets import load_validation
+
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    noisy = np.clip(clean.astype(int) + rng.integers(-9, 10, clean.shape), 0, 255).astype(np.uint8)
+    savemat(tmp_path / "ValidationNoisyBlocksSrgb.mat", {"ValidationNoisyBlocksSrgb": noisy})
+    savemat(tmp_path / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": clean})
+    val = load_validation(tmp_path)
+    assert val.names == [str(i) for i in range(6)]
+    assert np.array_equal(np.rint(val.clean[4] * 255).astype(np.uint8), clean[1, 1])
+    assert np.array_equal(np.rint(val.noisy[2] * 255).astype(np.uint8), noisy[0, 2])

@@ -155,33 +155,17 @@ def load_validation(path: str | os.PathLike) -> PairedSet:
 
 def load_sidd_mat(noisy_mat: str | os.PathLike, gt_mat: str | os.PathLike | None, limit: int | None = None
                   ) -> PairedSet:
-    """SIDD sRGB blocks (``(40, 32, 256, 256, 3)`` uint8 in MATLAB v5 files) flattened to 1280 images."""
-    from scipy.io import loadmat
+    """SIDD sRGB blocks (``(40, 32, 256, 256, 3)`` uint8 in MATLAB v5 files) flattened to 1280 images,
+    named by their flat index ``i * 32 + j``."""
+    from .submissions import load_sidd_blocks
 
-    def read(p, key):
-        p = Path(p)
-        if not p.is_file():
-            raise InputError(f"{p}: not found; the SIDD validation files come from the SIDD website "
-                             "(ValidationNoisyBlocksSrgb.mat, ValidationGtBlocksSrgb.mat)")
-        try:
-            m = loadmat(p)
-        except Exception as e:                                      # noqa: BLE001
-            raise InputError(f"{p}: not a readable MATLAB file ({type(e).__name__})") from None
-        arr = m.get(key)
-        if arr is None:
-            keys = [k for k in m if not k.startswith("__")]
-            if len(keys) != 1:
-                raise InputError(f"{p}: no variable {key!r} inside")
-            arr = m[keys[0]]
-        arr = np.asarray(arr)
-        if arr.ndim != 5 or arr.shape[-1] != 3:
-            raise InputError(f"{p}: expected blocks of shape (images, blocks, H, W, 3), got {arr.shape}")
-        return arr.reshape(-1, *arr.shape[2:])
-
-    noisy = read(noisy_mat, "ValidationNoisyBlocksSrgb")
-    clean = read(gt_mat, "ValidationGtBlocksSrgb") if gt_mat is not None else None
+    noisy = load_sidd_blocks(noisy_mat, "ValidationNoisyBlocksSrgb")
+    noisy = noisy.reshape(-1, *noisy.shape[2:])
+    clean = None
+    if gt_mat is not None:
+        clean = load_sidd_blocks(gt_mat, "ValidationGtBlocksSrgb")
+        clean = clean.reshape(-1, *clean.shape[2:])
     n = len(noisy) if limit is None else min(limit, len(noisy))
-    names = [str(i) for i in range(n)]
     to_f = lambda a: a.astype(np.float32) / 255.0                   # noqa: E731
-    return PairedSet(names, [to_f(noisy[i]) for i in range(n)],
+    return PairedSet([str(i) for i in range(n)], [to_f(noisy[i]) for i in range(n)],
                      [to_f(clean[i]) for i in range(n)] if clean is not None else [])
