@@ -27,6 +27,20 @@ app = typer.Typer(
 )
 
 
+# Options shared by denoise, evaluate, train and benchmark (declared once).
+WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights: ours (.safetensors), "
+                       "official SDAP or AP-BSN (.pth). Default: the shipped model.")]
+RefineOpt = Annotated[Optional[str], typer.Option(help="Refinement after the PD-2 pass: e (SDAP's second "
+                      "pass, default), r3 (AP-BSN), none (fastest).")]
+TileOpt = Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included. Default: from "
+                    "free memory.")]
+OverlapOpt = Annotated[Optional[int], typer.Option(help="Context per tile side. Default: the receptive "
+                       "field, so tiles match the whole-image result.")]
+DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads.")]
+
+
 def _version(value: bool) -> None:
     if value:
         import torch
@@ -68,17 +82,13 @@ def denoise(
                                                 show_default=False)],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder (created), file, "
                       "or - for stdout. Default: beside each input, name + '_denoised'.")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights: ours (.safetensors), "
-                       "official SDAP or AP-BSN (.pth). Default: the shipped model.")] = None,
-    refine: Annotated[Optional[str], typer.Option(help="Refinement after the PD-2 pass: e (SDAP's second "
-                      "pass, default), r3 (AP-BSN), none (fastest).")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included. Default: from "
-                    "free memory.")] = None,
-    tile_overlap: Annotated[Optional[int], typer.Option(help="Context per tile side. Default: the receptive "
-                            "field, so tiles match the whole-image result.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
+    weights: WeightsOpt = None,
+    refine: RefineOpt = None,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    threads: ThreadsOpt = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of R3's random masks.")] = None,
     r3_t: Annotated[Optional[int], typer.Option("--r3-t", help="R3 rounds T (default 8).")] = None,
     r3_p: Annotated[Optional[float], typer.Option("--r3-p", help="R3 replacement probability (0.16).")] = None,
@@ -169,11 +179,11 @@ def train(
     base_ch: Annotated[Optional[int], typer.Option(help="DBSNl width (128 in the paper).")] = None,
     num_module: Annotated[Optional[int], typer.Option(help="DBSNl blocks per branch (9).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    device: DeviceOpt = None,
     precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="DataLoader workers.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
+    threads: ThreadsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and the summary only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
 ) -> None:
@@ -232,8 +242,8 @@ def benchmark(
                      "paper's 128/9 DBSNl, random weights).")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Time this weights file's "
                        "network.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads.")] = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default: automatic).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs (default 1).")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Timed runs (default 3; 1 for >= 4 MP).")] = None,
@@ -293,13 +303,12 @@ def evaluate(
                      "(identical, or NOISY_x/GT_x, x_real/x_mean).")] = None,
     denoised: Annotated[Optional[Path], typer.Option(help="Folder of existing outputs to score (no network "
                         "is run).")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights, as for `sdap denoise`. "
-                       "Default: the shipped model.")] = None,
-    refine: Annotated[Optional[str], typer.Option(help="e (default), r3 or none.")] = None,
-    tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included.")] = None,
-    tile_overlap: Annotated[Optional[int], typer.Option(help="Context per tile side.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    weights: WeightsOpt = None,
+    refine: RefineOpt = None,
+    tile: TileOpt = None,
+    tile_overlap: OverlapOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     metric_convention: Annotated[Optional[str], typer.Option(help="sdap (default: uint8 RGB, Gaussian SSIM), "
                                  "apbsn (float 0-255, 7x7 uniform SSIM) or y (BT.601 luma).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images (blocks).")] = None,
