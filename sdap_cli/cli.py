@@ -64,6 +64,18 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+def _run(fn, progress, interrupted: str = "interrupted"):
+    """Call ``fn()``; SdapError -> one line, exit 1; Ctrl-C -> one line, exit 130; always close the progress."""
+    try:
+        return fn()
+    except SdapError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise _fail(interrupted, 130) from None
+    finally:
+        progress.close()
+
+
 def _validation_message(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
@@ -130,14 +142,7 @@ def denoise(
     if json_out and cfg.output == "-":
         raise _fail("--json needs stdout, which --output - uses for the image", 2)
     progress = make_progress(quiet)
-    try:
-        result = cmd.run(cfg, progress=progress)
-    except SdapError as e:
-        raise _fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted", 130) from None
-    finally:
-        progress.close()
+    result = _run(lambda: cmd.run(cfg, progress=progress), progress)
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     failed = result.failed
@@ -206,14 +211,8 @@ def train(
     except SdapError as e:
         raise _fail(str(e), 2) from None
     progress = TrainProgress(cfg.iterations, quiet)
-    try:
-        result = cmd.run(cfg, resume=resume, on_step=progress.step, on_validate=progress.validate)
-    except SdapError as e:
-        raise _fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise _fail(f"interrupted; state saved, continue with --resume --out {cfg.out}", 130) from None
-    finally:
-        progress.close()
+    result = _run(lambda: cmd.run(cfg, resume=resume, on_step=progress.step, on_validate=progress.validate),
+                  progress, f"interrupted; state saved, continue with --resume --out {cfg.out}")
     best = result.best
     msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
     if best:
@@ -347,14 +346,7 @@ def evaluate(
         msg = _validation_message(e).replace("--convention", "--metric-convention").replace("--json-path", "--json")
         raise _fail(msg.replace("--config: ", ""), 2) from None
     progress = EvalProgress(quiet)
-    try:
-        result = cmd.run(cfg, progress=progress)
-    except SdapError as e:
-        raise _fail(str(e)) from None
-    except KeyboardInterrupt:
-        raise _fail("interrupted", 130) from None
-    finally:
-        progress.close()
+    result = _run(lambda: cmd.run(cfg, progress=progress), progress)
     if not quiet:
         if result.unmatched:
             shown = ", ".join(result.unmatched[:5]) + (" ..." if len(result.unmatched) > 5 else "")
