@@ -147,7 +147,13 @@ def test_bad_data_folder(tmp_path):
 
 def test_ddp_two_processes_gloo(tmp_path, data):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29555",
+    import socket
+
+    with socket.socket() as sock:                       # a free port, so parallel or repeated runs don't clash
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}",
            "-m", "sdap_cli", "train", "--data", str(data), "--out", str(tmp_path / "ddp"), "--iterations", "4",
            "--batch", "2", "--patch", "20", "--base-ch", "8", "--num-module", "1", "--workers", "0",
            "--precision", "fp32", "--device", "cpu", "--checkpoint-every", "2", "-q"]
