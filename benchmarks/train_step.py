@@ -4,7 +4,7 @@ The variants are timed in one run on one machine. Each gets a fresh ``DBSNl`` bu
 seed, a fresh ``torch.optim.Adam(lr=1e-4)`` and the same noisy batch:
 
 * ``reference``: a port of the SDAP reference training step (``train.py`` of p1y2z3/SDAP). It is
-  **written from the description in** ``/work/shared/docs/sdap-method.md`` **section 2, not copied
+  **written from the description in** ``../shared/docs/sdap-method.md`` (beside this repository) **section 2, not copied
   from the repository.** Per iteration it:
 
   - draws a numpy permutation per 5x5 cell in a Python loop
