@@ -23,5 +23,5 @@ summary = {
     "validation": "5 SIDD validation blocks (p1y2z3/SDAP), uint8 PSNR",
     "val_at_best": ck["val"], "hardware": "2-core AMD EPYC CPU (no GPU)",
 }
-save_weights(sys.argv[2], net, training=summary)
+save_weights(sys.argv[2], net, training=summary, dtype=torch.bfloat16)  # trained under bf16 autocast
 print(json.dumps(summary, indent=1))

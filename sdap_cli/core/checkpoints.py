@@ -154,14 +154,15 @@ def _load_pth(path: Path) -> LoadedWeights:
 
 def save_weights(path: str | os.PathLike, model: DBSNl, *, training: dict | None = None,
                  input_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``), atomically."""
+    """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``: float16, or
+    bfloat16 for networks trained under bf16 autocast), atomically."""
     from safetensors.torch import save_file
 
     path = Path(path)
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
           if not k.endswith(".mask")}
     meta = {"format": FORMAT_TAG, "arch": json.dumps(model.arch), "input_scale": repr(float(input_scale)),
-            "training": json.dumps(training or {})}
+            "dtype": str(dtype).removeprefix("torch."), "training": json.dumps(training or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -97,3 +97,13 @@ def test_format_detection_does_not_depend_on_header_length(tmp_path, pad):
     # the first byte of a safetensors file is its header length mod 256: 0x80 once looked like a pickle
     p = save_weights(tmp_path / "w.safetensors", _net(), training={"pad": "x" * pad})
     assert load_weights(p).metadata["training"]["pad"] == "x" * pad
+
+
+def test_bf16_storage_is_exact_for_bf16_inference(tmp_path):
+    net = _net()
+    p = save_weights(tmp_path / "w.safetensors", net, dtype=torch.bfloat16)
+    lw = load_weights(p)
+    for k, v in net.state_dict().items():
+        if not k.endswith("mask"):
+            assert torch.equal(lw.model.state_dict()[k].bfloat16(), v.bfloat16()), k
+    assert p.stat().st_size < 2 * sum(v.numel() for v in net.parameters()) + 4096
