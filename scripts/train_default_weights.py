@@ -5,7 +5,7 @@ Usage: python scripts/train_default_weights.py REPO_ROOT DATA_ROOT OUT_DIR TOTAL
 
 The shipped weights came from: steps 1-5000 with TOTAL_ITERATIONS 10000, then (killed and restarted
 with the same OUT_DIR) TOTAL_ITERATIONS 7300, which shortened the cosine schedule so that it ended in
-the session's time: the learning rate stepped from 1.55e-4 down to 7.4e-5 at step 5000 and reached 1e-5
+the session's time: the learning rate stepped from 1.55e-4 down to 7.5e-5 at step 5001 and reached 1e-5
 at 7300.
 Resumable: re-running with the same OUT_DIR continues from OUT_DIR/last.pt. Uses sdap_cli.core
 (DBSNl, sdap_loss = RSG p=5 + cyclic L1, PD-2/E validation). Data: noisy images only: the 8 SIDD
