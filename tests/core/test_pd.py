@@ -4,12 +4,9 @@ import torch
 from sdap_cli.core.pd import pad_to_multiple, pd_down, pd_up
 
 
-@pytest.mark.parametrize("f", [1, 2, 3, 5])
-@pytest.mark.parametrize("shape", [(1, 3, 30, 60), (2, 1, 15, 45)])
+@pytest.mark.parametrize("f, shape", [(f, s) for f in (1, 2, 3, 5) for s in ((1, 3, 30, 60), (2, 1, 15, 45))
+                                      if s[2] % f == 0 and s[3] % f == 0])
 def test_pd_round_trip_is_identity(f, shape):
-    h, w = shape[-2:]
-    if h % f or w % f:
-        pytest.skip("size not a multiple of f")
     x = torch.rand(*shape)
     assert torch.equal(pd_up(pd_down(x, f), f), x)
 
