@@ -233,12 +233,6 @@ class Denoiser:
             return acc / self.r3_t
         return x_hat
 
-    def iter_tiles(self, h: int, w: int, tile: int | None, overlap: int | None):
-        margin = self.margin if overlap is None else overlap
-        if tile is None:
-            tile = auto_tile(self.device, self.model.base_ch, self.precision, margin, self.pd)
-        return tile_boxes(h, w, tile, margin, self.pd), tile
-
     @torch.inference_mode()
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -254,7 +248,6 @@ class Denoiser:
         """
         y = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
         y, (h0, w0) = pad_to_multiple(y, self.pd, mode="reflect")
-        H, W = y.shape[-2:]
         margin = self.margin if overlap is None else overlap
         if margin % self.pd:
             raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {self.pd}")
@@ -265,7 +258,7 @@ class Denoiser:
                 return self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
             except Exception as e:                      # noqa: BLE001 - only OOM is retried
                 smallest = 2 * margin + 2 * self.pd
-                if not is_oom(e) or tile // 2 < smallest or (H <= tile // 2 and W <= tile // 2 and False):
+                if not is_oom(e) or tile // 2 < smallest:
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -36,6 +36,7 @@ from .dbsnl import DBSNl
 from .inference import Denoiser, pick_device, pick_precision
 from .loss import cyclic_l1
 from .metrics import psnr_ssim
+from .pd import pad_to_multiple
 from .sampler import rsg_sample
 
 __all__ = ["sdap_loss", "autocast_context", "train", "TrainResult", "validate"]
@@ -72,11 +73,11 @@ def validate(model: DBSNl, val: PairedSet, device: torch.device, precision: str)
     res: dict[str, list[float]] = {"psnr": [], "ssim": [], "psnr_e": [], "ssim_e": []}
     with torch.inference_mode():
         for noisy, clean in zip(val.noisy, val.clean):
-            x = den.denoise(noisy, tile=1 << 14)
-            den.refine = "e"
-            xe = den.denoise(noisy, tile=1 << 14)
-            den.refine = "none"
-            for tag, out in (("", x), ("_e", xe)):
+            y = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].to(device)
+            y, (h, w) = pad_to_multiple(y, den.pd)
+            x_hat = den.denoise_tensor(y)                 # PD-2 pass, computed once for both scores
+            for tag, out in (("", x_hat), ("_e", den._net(x_hat))):
+                out = out[0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
                 p, s = psnr_ssim(out, clean, "sdap")
                 res["psnr" + tag].append(p)
                 res["ssim" + tag].append(s)
