@@ -39,6 +39,20 @@ OverlapOpt = Annotated[Optional[int], typer.Option(help="Context per tile side. 
 DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")]
 PrecisionOpt = Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
+                     "student on CPU, the SDAP teacher on CUDA or with --refine/--adapt), teacher or student.")]
+
+# Options shared by train and distill.
+DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
+                    "(repeatable; searched recursively; GT files ignored).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of options "
+                      "(flags override it).")]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue from RUN/state.pt.")]
+ValOpt = Annotated[Optional[str], typer.Option(help="Validation folder (noisy/clean sub-folders, or "
+                   "the SIDD validation .mat files).")]
+ValEveryOpt = Annotated[Optional[int], typer.Option(help="Validate every N steps.")]
+CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Save resumable state every N steps.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Seed.")]
 
 
 def _version(value: bool) -> None:
@@ -95,6 +109,7 @@ def denoise(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder (created), file, "
                       "or - for stdout. Default: beside each input, name + '_denoised'.")] = None,
     weights: WeightsOpt = None,
+    model: ModelOpt = None,
     refine: RefineOpt = None,
     tile: TileOpt = None,
     tile_overlap: OverlapOpt = None,
@@ -128,8 +143,8 @@ def denoise(
     from .config import DenoiseConfig
     from .console import info, make_progress
 
-    given = {k: v for k, v in dict(refine=refine, tile=tile, tile_overlap=tile_overlap, device=device,
-                                   precision=precision, threads=threads, seed=seed, r3_t=r3_t,
+    given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
+                                   device=device, precision=precision, threads=threads, seed=seed, r3_t=r3_t,
                                    r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
                                    adapt_lr=adapt_lr).items() if v is not None}
     top = {k: v for k, v in dict(output=output, weights=weights, suffix=suffix, format=format,
@@ -147,8 +162,10 @@ def denoise(
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     failed = result.failed
     if not quiet:
+        net = (f" ({result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
+               if result.weights else "")
         info(f"{result.count('ok')} denoised, {result.count('skipped')} skipped, {len(failed)} failed "
-             f"in {result.seconds:.1f} s")
+             f"in {result.seconds:.1f} s{net}")
     if failed:
         if len(failed) > 1 or quiet or not sys.stderr.isatty():
             from .console import error
@@ -163,27 +180,24 @@ def denoise(
                     "  sdap train --config my.yaml --resume\n\n"
                     "  torchrun --nproc_per_node=4 -m sdap_cli train --data ... (DDP)")
 def train(
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
-                    "(repeatable; searched recursively; GT files ignored).")] = None,
+    data: DataOpt = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder (default runs/sdap).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of options "
-                      "(flags override it).")] = None,
+    config: ConfigOpt = None,
     preset: Annotated[Optional[str], typer.Option(help="stage1 (lr 1e-4, patch 160, batch 16) or stage2 "
                       "(lr 1e-5, patch 250, batch 8, needs --init).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from RUN/state.pt.")] = False,
+    resume: ResumeOpt = False,
     iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", help="Total steps.")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Crops per step.")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Crop side (multiple of p=5).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate.")] = None,
     schedule: Annotated[Optional[str], typer.Option(help="constant or cosine.")] = None,
     init: Annotated[Optional[Path], typer.Option(help="Initial weights.")] = None,
-    val: Annotated[Optional[str], typer.Option(help="Validation folder (noisy/clean sub-folders, or "
-                   "the SIDD validation .mat files).")] = None,
-    val_every: Annotated[Optional[int], typer.Option(help="Validate every N steps.")] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save resumable state every N steps.")] = None,
+    val: ValOpt = None,
+    val_every: ValEveryOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
     base_ch: Annotated[Optional[int], typer.Option(help="DBSNl width (128 in the paper).")] = None,
     num_module: Annotated[Optional[int], typer.Option(help="DBSNl blocks per branch (9).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
+    seed: SeedOpt = None,
     device: DeviceOpt = None,
     precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = None,
     compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile.")] = None,
@@ -225,9 +239,90 @@ def train(
                                     indent=2) + "\n")
 
 
+@app.command(epilog="Examples:\n\n  sdap distill --data ./noisy_photos --val ./sidd_val --out runs/student\n\n"
+                    "  sdap distill --teacher runs/s2/best.safetensors --data ./SIDD_Medium_Srgb -n 20000\n\n"
+                    "  sdap distill --config distill.yaml --resume\n\n"
+                    "  sdap denoise photo.png -w runs/student/best.safetensors")
+def distill(
+    data: DataOpt = None,
+    teacher: Annotated[Optional[Path], typer.Option("--teacher", "-t", help="Teacher weights (DBSNl). "
+                       "Default: the shipped teacher.")] = None,
+    teacher_refine: Annotated[Optional[str], typer.Option(help="How the teacher denoises: e (default), r3 "
+                              "or none.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder (default runs/distill).")] = None,
+    config: ConfigOpt = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Folder of cached teacher outputs (default "
+                     "RUN/teacher_cache).")] = None,
+    resume: ResumeOpt = False,
+    iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", help="Total steps (10000).")] = None,
+    batch: Annotated[Optional[int], typer.Option(help="Crops per step (8).")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="Crop side, a multiple of 8 (128).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (5e-4).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="cosine (default) or constant.")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Initial student weights.")] = None,
+    val: ValOpt = None,
+    val_every: ValEveryOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    student_ch: Annotated[Optional[str], typer.Option(help="Student channels per level, e.g. 32,64,128.")] = None,
+    student_blocks: Annotated[Optional[str], typer.Option(help="Student residual blocks per level, e.g. "
+                              "1,2,3.")] = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="DataLoader workers.")] = None,
+    threads: ThreadsOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors and the summary only.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
+) -> None:
+    """Distil the SDAP teacher into a small one-pass student network (20x+ faster on CPU).
+
+    The teacher denoises the noisy images once (cached on disk), then the student learns noisy ->
+    teacher output (L1). Writes the same run folder as `sdap train`; `sdap denoise --weights
+    RUN/best.safetensors` loads the student.
+    """
+    from .commands import distill as cmd
+    from .console import TrainProgress, info
+
+    def triple(v: Optional[str], name: str):
+        if v is None:
+            return None
+        try:
+            return tuple(int(x) for x in v.split(","))
+        except ValueError:
+            raise _fail(f"--{name} {v!r}: give three integers, e.g. 32,64,128", 2) from None
+
+    flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
+                 iterations=iterations, batch=batch, patch=patch, lr=lr, schedule=schedule, init=init, val=val,
+                 val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                 precision=precision, workers=workers, threads=threads,
+                 student={"ch": triple(student_ch, "student-ch"), "blocks": triple(student_blocks, "student-blocks")})
+    try:
+        cfg = cmd.build_config(flags, config)
+    except ValidationError as e:
+        raise _fail(_validation_message(e), 2) from None
+    except SdapError as e:
+        raise _fail(str(e), 2) from None
+    progress = TrainProgress(cfg.iterations, quiet)
+    result = _run(lambda: cmd.run(cfg, resume=resume, on_teacher=progress.teacher, on_step=progress.step,
+                                  on_validate=progress.validate),
+                  progress, f"interrupted; state saved, continue with --resume --out {cfg.out}")
+    best, tv = result.best, result.teacher_val
+    msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
+    if best:
+        msg += f" (best step {best['step']}: {best['psnr']:.2f} dB"
+        msg += f"; teacher {tv['psnr']:.2f} dB)" if tv else ")"
+    info(msg)
+    if json_out:
+        sys.stdout.write(json.dumps({"out": str(result.out), "iterations": result.iterations,
+                                     "seconds": result.seconds, "best": best, "teacher_val": tv,
+                                     "history": result.history, "best_path": str(result.best_path),
+                                     "last_path": str(result.last_path)}, indent=2) + "\n")
+
+
 @app.command(epilog="Examples:\n\n  sdap benchmark\n\n"
                     "  sdap benchmark --sizes 256,512 --refine none,e --precision fp32,bf16 --json bench.json\n\n"
-                    "  sdap benchmark --model full --sizes 12mp --refine none --precision bf16")
+                    "  sdap benchmark --model full --sizes 12mp --refine none --precision bf16\n\n"
+                    "  sdap benchmark --model default,student --sizes 512,12mp --precision bf16")
 def benchmark(
     sizes: Annotated[Optional[str], typer.Option(help="Comma list: sides in pixels, 12mp, 24mp "
                      "(default 256,512,1024,12mp).")] = None,
@@ -237,8 +332,9 @@ def benchmark(
     channels_last: Annotated[Optional[str], typer.Option(help="Comma list of on/off (default on).")] = None,
     compile: Annotated[Optional[str], typer.Option(help="Comma list of on/off: torch.compile "
                        "(default off).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="default (the shipped network) or full (the "
-                     "paper's 128/9 DBSNl, random weights).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Comma list of default (the shipped teacher), "
+                     "student (the shipped distilled student) and full (the paper's 128/9 DBSNl, random "
+                     "weights); default: default.")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Time this weights file's "
                        "network.")] = None,
     device: DeviceOpt = None,
@@ -265,14 +361,14 @@ def benchmark(
         raise typer.BadParameter(f"{x!r}: use on or off")
 
     values = dict(sizes=split(sizes), refine=split(refine), precision=split(precision),
-                  channels_last=split(channels_last, onoff), compile=split(compile, onoff), model=model,
+                  channels_last=split(channels_last, onoff), compile=split(compile, onoff), model=split(model),
                   weights=weights, device=device, threads=threads, tile=tile, warmup=warmup, runs=runs)
     try:
         cfg = BenchmarkConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as e:
         raise _fail(_validation_message(e), 2) from None
     try:
-        result = cmd.run(cfg, on_row=lambda r: info(f"{r.size} {r.refine} {r.precision}: "
+        result = cmd.run(cfg, on_row=lambda r: info(f"{r.model} {r.size} {r.refine} {r.precision}: "
                                                     f"{r.error or f'{r.ms:.0f} ms, {r.mpix_per_s:.3f} MP/s'}"))
     except SdapError as e:
         raise _fail(str(e)) from None
@@ -303,6 +399,7 @@ def evaluate(
     denoised: Annotated[Optional[Path], typer.Option(help="Folder of existing outputs to score (no network "
                         "is run).")] = None,
     weights: WeightsOpt = None,
+    model: ModelOpt = None,
     refine: RefineOpt = None,
     tile: TileOpt = None,
     tile_overlap: OverlapOpt = None,
@@ -333,8 +430,8 @@ def evaluate(
     from .config import EvalConfig
     from .console import EvalProgress, info, print_eval_table
 
-    given = {k: v for k, v in dict(refine=refine, tile=tile, tile_overlap=tile_overlap, device=device,
-                                   precision=precision, adapt=adapt or None,
+    given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
+                                   device=device, precision=precision, adapt=adapt or None,
                                    adapt_iters=adapt_iters).items() if v is not None}
     top = {k: v for k, v in dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean,
                                  denoised=denoised, weights=weights, convention=metric_convention, limit=limit,

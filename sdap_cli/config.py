@@ -29,8 +29,13 @@ class ModelConfig(_Strict):
 
 
 class InferenceConfig(_Strict):
-    """How an image is denoised: PD factor, refinement, tiling, device, precision."""
+    """How an image is denoised: which network, PD factor, refinement, tiling, device, precision."""
 
+    model: Literal["auto", "teacher", "student"] = "auto"
+    """Which shipped network (or, with --weights, which kind the file must be): 'teacher' is the SDAP
+    blind-spot DBSNl (PD-2 + refinement), 'student' its distilled one-pass network; 'auto' picks the
+    student on CPU/MPS when one is shipped and the teacher on CUDA or when --refine, --pd, --r3-* or
+    --adapt (teacher features) are given."""
     refine: Literal["none", "e", "r3"] = "e"
     """'e': SDAP's second full-resolution pass (default); 'r3': AP-BSN's random replacing; 'none'."""
     pd: int = Field(2, ge=1, le=8)
@@ -133,32 +138,25 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class TrainConfig(_Strict):
-    """`sdap train`: SDAP self-supervised training (RSG + cyclic L1) of DBSNl on noisy images."""
+class _LoopConfig(_Strict):
+    """Options every training loop has (``sdap train`` and ``sdap distill``)."""
 
     data: list[str] = Field(min_length=1)
     """Folders (searched recursively) or files of noisy images; GT files by SIDD/CC naming are ignored."""
     out: str = "runs/sdap"
     """Run folder: config.yaml, train_log.csv, state.pt (resume), best/last .safetensors."""
-    preset: Optional[Literal["stage1", "stage2"]] = None
-    """Paper schedule this run follows (sets lr, patch, batch unless given)."""
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    p: int = Field(5, ge=2, le=8)
-    """RSG cell size: p*p sub-images per patch (5 in SDAP)."""
-    patch: int = Field(160, ge=10)
-    """Training crop side, a multiple of p."""
+    patch: int = Field(160, ge=8)
+    """Training crop side."""
     batch: int = Field(16, ge=1)
     """Crops per step (per process under torchrun)."""
     lr: float = Field(1e-4, gt=0)
     """Adam learning rate (betas 0.9, 0.999)."""
     schedule: Literal["constant", "cosine"] = "constant"
-    """Learning-rate schedule; SDAP uses a constant rate."""
+    """Learning-rate schedule."""
     lr_min: float = Field(1e-6, ge=0)
     """Final learning rate of the cosine schedule."""
     iterations: int = Field(20000, ge=1)
     """Optimizer steps in total."""
-    init: Optional[Path] = None
-    """Initial weights (any format `denoise` loads), e.g. the stage-1 best for stage 2."""
     val: Optional[str] = None
     """Validation folder (noisy/clean sub-folders) or folder with the SIDD validation .mat files."""
     val_every: int = Field(500, ge=1)
@@ -170,7 +168,7 @@ class TrainConfig(_Strict):
     log_every: int = Field(20, ge=1)
     """Write a CSV row every this many steps."""
     seed: int = 0
-    """Seed of crops, augmentation, RSG permutations and initial weights."""
+    """Seed of crops, augmentation, random permutations and initial weights."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Autocast precision; master weights stay fp32."""
@@ -181,6 +179,18 @@ class TrainConfig(_Strict):
     """DataLoader worker processes."""
     threads: Optional[int] = Field(None, ge=1)
 
+
+class TrainConfig(_LoopConfig):
+    """`sdap train`: SDAP self-supervised training (RSG + cyclic L1) of DBSNl on noisy images."""
+
+    preset: Optional[Literal["stage1", "stage2"]] = None
+    """Paper schedule this run follows (sets lr, patch, batch unless given)."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    p: int = Field(5, ge=2, le=8)
+    """RSG cell size: p*p sub-images per patch (5 in SDAP); the patch must be a multiple of it."""
+    init: Optional[Path] = None
+    """Initial weights (any format `denoise` loads), e.g. the stage-1 best for stage 2."""
+
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
         if self.patch % self.p:
@@ -189,6 +199,44 @@ class TrainConfig(_Strict):
         if self.preset == "stage2" and self.init is None:
             raise ValueError("preset stage2 fine-tunes the stage-1 best: pass --init RUN/best.safetensors")
         return self
+
+
+class StudentConfig(_Strict):
+    """StudentUNet architecture: widths and residual blocks of its three levels (1/2, 1/4, 1/8)."""
+
+    ch: tuple[int, int, int] = (32, 64, 128)
+    """Channels per level."""
+    blocks: tuple[int, int, int] = (1, 2, 3)
+    """Residual blocks per level (encoder and decoder each)."""
+
+    @field_validator("ch", "blocks")
+    @classmethod
+    def _positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 1:
+            raise ValueError(f"{v}: every level needs at least 1")
+        return v
+
+
+class DistillConfig(_LoopConfig):
+    """`sdap distill`: train a StudentUNet on noisy -> teacher output pairs (L1)."""
+
+    out: str = "runs/distill"
+    teacher: Optional[Path] = None
+    """Teacher weights (a DBSNl file); None: the shipped default."""
+    teacher_refine: Literal["e", "r3", "none"] = "e"
+    """How the teacher denoises the training images (its outputs are the targets)."""
+    cache: Optional[Path] = None
+    """Folder of cached teacher outputs (one .npy per image, keyed by teacher, image and refine);
+    None: ``<out>/teacher_cache``."""
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    init: Optional[Path] = None
+    """Initial student weights (a student .safetensors)."""
+    patch: int = Field(128, ge=8, multiple_of=8)
+    """Training crop side, a multiple of 8 (the student's alignment)."""
+    batch: int = Field(8, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    iterations: int = Field(10000, ge=1)
 
 
 EvalDataset = Literal["folders", "sidd-val", "sidd-bench", "dnd"]
@@ -280,8 +328,9 @@ class BenchmarkConfig(_Strict):
     compile: list[bool] = Field(default_factory=lambda: [False])
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads (None: PyTorch's default)."""
-    model: Literal["default", "full"] = "default"
-    """'default': the shipped weights' network; 'full': the paper's DBSNl (128/9), random weights."""
+    model: list[Literal["default", "student", "full"]] = Field(default_factory=lambda: ["default"])
+    """Networks to time: 'default' the shipped teacher (PD-2 + refine), 'student' the shipped distilled
+    student (one pass), 'full' the paper's DBSNl (128/9) with random weights."""
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

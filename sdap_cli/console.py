@@ -131,10 +131,24 @@ class TrainProgress:
             info(f"step {step}/{total} {stats}")
 
     def validate(self, step: int, m: dict) -> None:
+        if "psnr_e" not in m:                                       # a distilled student: one score
+            self.last_val = f"val {m['psnr']:.2f} dB"
+            if not self.rich and not self.quiet:
+                info(f"step {step}: validation PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+            return
         self.last_val = f"val {m['psnr']:.2f}/{m['psnr_e']:.2f} dB"
         if not self.rich and not self.quiet:
             info(f"step {step}: validation PSNR {m['psnr']:.2f} dB (PD-2), {m['psnr_e']:.2f} dB (E); "
                  f"SSIM {m['ssim_e']:.4f}")
+
+    def teacher(self, i: int, n: int, path, cached: bool) -> None:
+        """Progress of the teacher pass of `sdap distill` (cached outputs are only counted)."""
+        if self.quiet:
+            return
+        if not cached:
+            info(f"teacher {i}/{n}: {path.name} denoised")
+        elif i == n:
+            info(f"teacher outputs ready ({n} images)")
 
     def close(self) -> None:
         if self.rich:
@@ -149,13 +163,17 @@ def benchmark_table(result) -> None:
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     out.print(f"{env['cpu']} ({env['cores']} cores, {env['threads']} threads)"
               + (f", {env['gpu']}" if env.get("gpu") else "") + f", torch {env['torch']}, device {env['device']}")
-    out.print(f"network {env['arch']}: {env['macs_per_pixel_per_pass'] / 1e6:.2f} MMAC per pixel per pass")
-    t = Table("size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "peak MiB", "tiles")
+    for name, n in env["networks"].items():
+        out.print(f"{name}: {n['kind']} {n['arch']}, {n['parameters'] / 1e6:.2f} M parameters, "
+                  f"{n['macs_per_pixel_per_pass'] / 1e6:.3f} MMAC per pixel per pass")
+    t = Table("model", "size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "peak MiB",
+              "tiles")
     for r in result.rows:
         if r.error:
-            t.add_row(r.size, r.refine, r.precision, str(r.channels_last), str(r.compile), r.error, "", "", "", "")
+            t.add_row(r.model, r.size, r.refine, r.precision, str(r.channels_last), str(r.compile), r.error, "",
+                      "", "", "")
             continue
-        t.add_row(f"{r.width}x{r.height}", r.refine, r.precision, "on" if r.channels_last else "off",
+        t.add_row(r.model, f"{r.width}x{r.height}", r.refine, r.precision, "on" if r.channels_last else "off",
                   "on" if r.compile else "off", f"{r.ms:.0f}", f"{r.mpix_per_s:.4f}", f"{r.gmac_per_s:.1f}",
                   f"{r.peak_mib:.0f}", str(r.tiles))
     out.print(t)

@@ -41,3 +41,14 @@ def noisy_rgb(h: int, w: int, dtype=np.uint8, seed: int = 0, channels: int = 3) 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tiny_student(path: Path, seed: int = 0) -> Path:
+    """A random StudentUNet (8, 8, 8) / (1, 1, 1) weights file whose output differs from its input."""
+    from sdap_cli.core.student import StudentUNet
+
+    torch.manual_seed(seed)
+    net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.05)
+    return save_weights(path, net, training={"note": "test fixture"})

@@ -15,7 +15,7 @@ def test_benchmark_reports_rows_and_json(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
     assert len(data["rows"]) == 4
-    assert data["env"]["macs_per_pixel_per_pass"] > 0 and data["env"]["torch"]
+    assert data["env"]["networks"]["weights"]["macs_per_pixel_per_pass"] > 0 and data["env"]["torch"]
     for row in data["rows"]:
         assert row["error"] is None and row["ms"] > 0 and row["mpix_per_s"] > 0 and row["peak_mib"] > 0
     e = [x for x in data["rows"] if x["refine"] == "e" and x["size"] == "24"][0]

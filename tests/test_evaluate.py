@@ -114,6 +114,21 @@ def test_folder_pairing_denoise_and_json(tmp_path, weights):
     assert "noisy PSNR" in r.stdout and "mean" in r.stdout
 
 
+def test_noisy_and_clean_in_one_folder_pair_real_with_mean(tmp_path, weights):
+    for i in range(2):                                         # the CC layout: x_real.png beside x_mean.png
+        noisy, clean = fixture_pair(24, 28, seed=i)
+        write_png(tmp_path / "cc" / f"cam{i}_real.png", noisy)
+        write_png(tmp_path / "cc" / f"cam{i}_mean.png", clean)
+    r = invoke("--noisy", tmp_path / "cc", "--clean", tmp_path / "cc", "-w", weights, "--json", tmp_path / "r.json",
+               "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "r.json").read_text())["images"]
+    assert [row["name"] for row in rows] == ["cam0_real.png", "cam1_real.png"]
+    for i, row in enumerate(rows):
+        want = sk_sdap(read_rgb(tmp_path / "cc" / f"cam{i}_real.png"), read_rgb(tmp_path / "cc" / f"cam{i}_mean.png"))
+        assert row["psnr_in"] == pytest.approx(want[0], abs=1e-9)
+
+
 def test_denoised_mode_needs_no_weights_and_matches_skimage(tmp_path):
     for i in range(3):
         noisy, clean = fixture_pair(32, 32, seed=i)

@@ -2,8 +2,9 @@
 
 Each setting runs in a fresh child process (spawn), so its peak memory (CPU: peak RSS of the child;
 CUDA: ``max_memory_allocated``) is its own and nothing it allocates leaks into the next setting.
-Achieved MAC/s uses the analytic count (``dbsnl.macs_per_pixel`` x pixels x passes; tile overlap is
-extra work and not counted).
+Achieved MAC/s uses the analytic count (``dbsnl.macs_per_pixel`` or ``StudentUNet.macs_per_pixel`` x
+pixels x passes; tile overlap is extra work and not counted). Several networks (``--model
+default,student``) are timed in one run, so their ratio is measured under the same conditions.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import numpy as np
 import torch
 
 from ..config import BenchmarkConfig
-from ..core.checkpoints import load_weights
+from ..core.checkpoints import load_weights, shipped_student_path
 from ..core.dbsnl import DBSNl, macs_per_pixel
-from ..core.inference import Denoiser, pick_device, pick_precision
+from ..core.inference import make_denoiser, pick_device, pick_precision
+from ..core.student import StudentUNet
 from ..errors import ConfigError
 
 SIZES = {"12mp": (3000, 4000), "24mp": (4000, 6000)}
@@ -31,6 +33,7 @@ PASSES = {"none": 1, "e": 2}
 
 @dataclass
 class Row:
+    model: str
     size: str
     height: int
     width: int
@@ -56,7 +59,12 @@ class BenchmarkResult:
         return {"env": self.env, "rows": [asdict(r) for r in self.rows]}
 
 
-def environment(device: torch.device, threads: int | None, arch: dict) -> dict:
+def network_macs(model: torch.nn.Module) -> float:
+    """Analytic MACs per pixel of one pass of a teacher (DBSNl) or student."""
+    return model.macs_per_pixel() if isinstance(model, StudentUNet) else float(macs_per_pixel(model))
+
+
+def environment(device: torch.device, threads: int | None, networks: dict[str, torch.nn.Module]) -> dict:
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as fh:
@@ -65,20 +73,28 @@ def environment(device: torch.device, threads: int | None, arch: dict) -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "torch": torch.__version__, "device": str(device), "arch": arch,
-            "macs_per_pixel_per_pass": macs_per_pixel(DBSNl(**arch))}
+            "torch": torch.__version__, "device": str(device),
+            "networks": {name: {"kind": m.kind, "arch": m.arch, "parameters": sum(p.numel() for p in m.parameters()),
+                                "macs_per_pixel_per_pass": network_macs(m)} for name, m in networks.items()}}
 
 
 def _hw(size: str) -> tuple[int, int]:
     return SIZES[size] if size in SIZES else (int(size), int(size))
 
 
-def _model(cfg: BenchmarkConfig) -> DBSNl:
-    if cfg.weights is not None:
+def _model(cfg: BenchmarkConfig, name: str) -> torch.nn.Module:
+    """'weights' (the --weights file), 'default' (the shipped teacher), 'student' (the shipped student) or
+    'full' (the paper's DBSNl, random weights)."""
+    if name == "weights":
         return load_weights(cfg.weights).model
-    if cfg.model == "full":
+    if name == "full":
         torch.manual_seed(0)
         return DBSNl()
+    if name == "student":
+        path = shipped_student_path()
+        if path is None:
+            raise ConfigError("--model student: this installation ships no student weights; use --weights FILE")
+        return load_weights(path).model
     return load_weights(None).model
 
 
@@ -87,9 +103,9 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    model = _model(cfg)
-    den = Denoiser(model, refine=row.refine, device=device, precision=row.precision,
-                   channels_last=row.channels_last)
+    model = _model(cfg, row.model)
+    den = make_denoiser(model, refine=row.refine, device=device, precision=row.precision,
+                        channels_last=row.channels_last)
     if row.compile:
         den.model = torch.compile(den.model)
     h, w = row.height, row.width
@@ -117,10 +133,10 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
             den.denoise(img, tile=cfg.tile, on_tile=lambda d, t: ntiles.append(t))
             times.append(time.perf_counter() - t0)
     t = float(np.mean(times))
-    passes = PASSES.get(row.refine, 1 + den.r3_t)
+    passes = 1 if isinstance(model, StudentUNet) else PASSES.get(row.refine, 1 + den.r3_t)
     row.ms, row.ms_min = t * 1000, min(times) * 1000
     row.mpix_per_s = h * w / 1e6 / t
-    row.gmac_per_s = h * w * macs_per_pixel(model) * passes / t / 1e9
+    row.gmac_per_s = h * w * network_macs(model) * passes / t / 1e9
     row.tiles = ntiles[-1] if ntiles else 1
     if device.type == "cuda":
         row.peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
@@ -144,13 +160,18 @@ def run(cfg: BenchmarkConfig, on_row=None) -> BenchmarkResult:
         device = pick_device(cfg.device)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    arch = _model(cfg).arch
-    result = BenchmarkResult(env=environment(device, cfg.threads, arch))
+    names = ["weights"] if cfg.weights is not None else list(dict.fromkeys(cfg.model))
+    networks = {n: _model(cfg, n) for n in names}
+    result = BenchmarkResult(env=environment(device, cfg.threads, networks))
     ctx = mp.get_context("spawn")
-    for size, refine, prec, cl, comp in itertools.product(cfg.sizes, cfg.refine, cfg.precision,
-                                                          cfg.channels_last, cfg.compile):
+    settings = []
+    for name in names:                       # a student has one pass: its rows carry refine 'student'
+        refines = ["student"] if isinstance(networks[name], StudentUNet) else cfg.refine
+        settings += [(name,) + s for s in itertools.product(cfg.sizes, refines, cfg.precision,
+                                                             cfg.channels_last, cfg.compile)]
+    for name, size, refine, prec, cl, comp in settings:
         h, w = _hw(size)
-        row = Row(size, h, w, refine, pick_precision(prec, device), cl, comp)
+        row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp)
         with ctx.Pool(1) as pool:
             row = pool.apply(_child, ((cfg, row),))
         result.rows.append(row)

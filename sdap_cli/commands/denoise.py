@@ -18,8 +18,10 @@ import torch
 from ..config import DenoiseConfig
 from ..core import images
 from ..core.adapt import adapt
-from ..core.checkpoints import LoadedWeights, load_weights, save_weights
-from ..core.inference import Denoiser, is_oom, pick_device, pick_precision
+from ..config import InferenceConfig
+from ..core.checkpoints import LoadedWeights, load_weights, save_weights, shipped_student_path
+from ..core.inference import Denoiser, is_oom, make_denoiser, pick_device, pick_precision
+from ..core.student import StudentUNet
 from ..errors import ConfigError, InputError, OutputError, SdapError
 
 STDIO = "-"
@@ -54,6 +56,7 @@ class DenoiseResult:
     device: str = ""
     precision: str = ""
     refine: str = ""
+    model: str = ""                 # 'teacher' (DBSNl) or 'student'
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -163,9 +166,41 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return [j for i, j in enumerate(ordered) if i % n == k - 1]
 
 
+TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
+
+
+def choose_weights(weights, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
+    """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
+
+    'auto' without a weights file: the shipped student on CPU/MPS if there is one, unless a teacher
+    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher on CUDA and otherwise.
+    """
+    teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
+    if weights is None:
+        student = shipped_student_path()
+        if inf.model == "student" and student is None:
+            raise ConfigError("--model student: this installation ships no student weights; pass --weights FILE")
+        use_student = inf.model == "student" or (inf.model == "auto" and student is not None
+                                                 and device.type != "cuda" and not teacher_opts)
+        loaded = load_weights(student if use_student else None)
+    else:
+        loaded = load_weights(weights)
+    is_student = isinstance(loaded.model, StudentUNet)
+    if inf.model == "teacher" and is_student:
+        raise ConfigError(f"{loaded.path}: --model teacher, but this file holds a distilled student")
+    if inf.model == "student" and not is_student:
+        raise ConfigError(f"{loaded.path}: --model student, but this file holds a blind-spot teacher (DBSNl)")
+    if is_student and teacher_opts:
+        flags = ", ".join("--" + o.replace("_", "-") for o in teacher_opts)
+        raise ConfigError(f"{flags}: options of the blind-spot teacher; the student ({loaded.path.name}) makes "
+                          "one plain pass. Use --model teacher")
+    return loaded
+
+
 def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adapt=None
                    ) -> tuple[Denoiser, LoadedWeights]:
-    """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser."""
+    """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser (a
+    StudentDenoiser for a distilled student)."""
     inf = cfg.inference
     try:
         device = pick_device(inf.device)
@@ -173,7 +208,7 @@ def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adap
         raise ConfigError(str(e)) from None
     if inf.threads:
         torch.set_num_threads(inf.threads)
-    loaded = load_weights(cfg.weights)
+    loaded = choose_weights(cfg.weights, inf, device)
     if adapt_images:
         if loaded.input_scale != 1.0:
             raise ConfigError(f"{loaded.path}: --adapt needs weights on 0-1 input (not AP-BSN's)")
@@ -185,8 +220,9 @@ def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adap
             training["adapted"] = {"from": str(loaded.path), "iterations": inf.adapt_iters, "lr": inf.adapt_lr,
                                    "images": len(adapt_images)}
             save_weights(cfg.save_adapted, loaded.model, training=training)
-    den = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd, r3_t=inf.r3_t,
-                   r3_p=inf.r3_p, seed=inf.seed, device=device, precision=pick_precision(inf.precision, device))
+    den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
+                        r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
+                        precision=pick_precision(inf.precision, device))
     return den, loaded
 
 
@@ -196,6 +232,8 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
     on_tile = progress.tile if progress is not None else None
     try:
         rgb = den.denoise(img.rgb, tile=cfg.inference.tile, overlap=cfg.inference.tile_overlap, on_tile=on_tile)
+        mp = img.height * img.width / 1e6
+        img.rgb = None              # the input pixels are not needed to write the output: free them first
     except Exception as e:                                  # noqa: BLE001
         if is_oom(e):
             raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "
@@ -213,7 +251,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
         except OSError as e:
             raise OutputError(f"{parent}: cannot create the output folder ({e.strerror or e})") from None
     images.write_image(job.output, rgb, img, fmt)
-    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, img.height * img.width / 1e6)
+    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp)
 
 
 def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
@@ -244,7 +282,8 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
                 raise ConfigError("--adapt cannot read stdin twice; give files")
         den, loaded = build_denoiser(cfg, adapt_images, getattr(progress, "adapt", None))
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
-    result.refine = cfg.inference.refine
+        result.model = "student" if isinstance(loaded.model, StudentUNet) else "teacher"
+    result.refine = cfg.inference.refine if result.model != "student" else "none"
     if progress is not None:
         progress.start(len(jobs))
     for i, job in enumerate(jobs):

@@ -28,8 +28,8 @@ import numpy as np
 
 from ..config import DenoiseConfig, EvalConfig, InferenceConfig
 from ..core import images
-from ..core.datasets import _pair_key
-from ..core.inference import Denoiser, is_oom
+from ..core.datasets import _GT_NAME, _pair_key
+from ..core.inference import Denoiser, StudentDenoiser, is_oom
 from ..core.metrics import psnr_ssim, to_uint8
 from ..core.submissions import load_dnd, load_sidd_blocks, write_dnd_bundle, write_sidd_kaggle_csv
 from ..errors import ConfigError, InputError, OutputError, SdapError
@@ -161,11 +161,15 @@ def _read(path: Path) -> np.ndarray:
     return img.rgb
 
 
-def _folder_index(folder: Path, role: str) -> dict[str, Path]:
+def _folder_index(folder: Path, role: str, gt: bool | None = None) -> dict[str, Path]:
+    """Images of ``folder`` by pairing key; ``gt`` True/False keeps only / drops ground-truth names
+    (``GT_*``, ``*_mean.*``, ``*clean*``, ``*_gt.*``), for noisy and clean files in one folder."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder (--{role})")
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
+        if gt is not None and bool(_GT_NAME.search(p.name)) != gt:
+            continue
         if p.is_file() and images.is_image_path(p) and not p.name.startswith("."):
             out.setdefault(pair_key(p.name), p)
     if not out:
@@ -180,9 +184,11 @@ def _sort_key(name: str):
 
 def _folder_samples(noisy: Path | None, clean: Path, denoised: Path | None
                     ) -> tuple[list[Sample], list[str]]:
-    cl = _folder_index(clean, "clean")
+    mixed = noisy is not None and noisy.resolve() == clean.resolve()     # e.g. CC's x_real.png + x_mean.png
+    cl = _folder_index(clean, "clean", gt=True if mixed else None)
     den = _folder_index(denoised, "denoised") if denoised is not None else None
-    primary, role = (_folder_index(noisy, "noisy"), "noisy") if noisy is not None else (den, "denoised")
+    primary, role = ((_folder_index(noisy, "noisy", gt=False if mixed else None), "noisy") if noisy is not None
+                     else (den, "denoised"))
     samples, unmatched = [], []
     for key, p in sorted(primary.items(), key=lambda kv: _sort_key(kv[1].name)):
         if key not in cl:
@@ -451,7 +457,7 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
             else None
         den, loaded = build_denoiser_for(cfg.weights, cfg.inference, adapt_images)
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
-        result.refine = cfg.inference.refine
+        result.refine = "student" if isinstance(den, StudentDenoiser) else cfg.inference.refine
     kaggle = None                    # (images, blocks, H, W, 3) uint8, allocated at the first block
     dnd_pending: dict[tuple[int, int], np.ndarray] = {}
     best: tuple[float, Row, dict] | None = None

@@ -10,11 +10,12 @@ from ..core.trainer import TrainResult, train
 from ..errors import ConfigError
 
 
-def build_config(flags: dict[str, Any], config_file: Optional[Path] = None) -> TrainConfig:
-    """Merge defaults < preset < YAML file < flags given on the command line, then validate once.
+def build_config(flags: dict[str, Any], config_file: Optional[Path] = None, cls=TrainConfig):
+    """Merge defaults < preset < YAML file < flags given on the command line, then validate once as
+    ``cls`` (TrainConfig, or DistillConfig for `sdap distill`).
 
-    ``flags`` holds only options the user gave (None values are dropped); model options go under
-    ``flags['model']``.
+    ``flags`` holds only options the user gave (None values are dropped); network options go under
+    ``flags['model']`` (or ``flags['student']``).
     """
     import yaml
 
@@ -37,11 +38,11 @@ def build_config(flags: dict[str, Any], config_file: Optional[Path] = None) -> T
         merged.update(PRESETS[preset])
     for src in (file_values, flags):
         for k, v in src.items():
-            if k == "model" and isinstance(v, dict):
-                merged.setdefault("model", {}).update({a: b for a, b in v.items() if b is not None})
+            if k in ("model", "student") and isinstance(v, dict):
+                merged.setdefault(k, {}).update({a: b for a, b in v.items() if b is not None})
             else:
                 merged[k] = v
-    return TrainConfig.model_validate(merged)
+    return cls.model_validate(merged)
 
 
 def run(cfg: TrainConfig, *, resume: bool = False, on_step=None, on_validate=None) -> TrainResult:

@@ -3,7 +3,9 @@
 Formats, detected from the content (not the suffix):
 
 * ``sdap-cli`` safetensors: a DBSNl state_dict without the constant ``mask`` buffers, and string
-  metadata ``format``, ``arch`` (JSON of the DBSNl arguments), ``input_scale`` and ``training`` (JSON).
+  metadata ``format``, ``arch`` (JSON of the DBSNl arguments), ``input_scale`` and ``training`` (JSON);
+  ``network`` is ``dbsnl`` (absent in older files) or ``student`` (a distilled ``StudentUNet``, whose
+  ``arch`` holds its arguments).
 * official SDAP ``.pth``: a plain ``DBSNl.state_dict()``, input range [0, 1].
 * official AP-BSN ``.pth``: ``{'model_weight': {'denoiser': APBSN.state_dict()}}``, keys prefixed
   ``bsn.``, input range [0, 255].
@@ -27,37 +29,48 @@ import torch
 
 from ..errors import CheckpointError
 from .dbsnl import DBSNl
+from .student import StudentUNet
 
-__all__ = ["LoadedWeights", "load_weights", "save_weights", "default_weights_path", "arch_from_state_dict",
-           "FORMAT_TAG"]
+__all__ = ["LoadedWeights", "load_weights", "save_weights", "default_weights_path", "shipped_student_path",
+           "arch_from_state_dict", "FORMAT_TAG", "STUDENT_WEIGHTS_NAME"]
 
 FORMAT_TAG = "sdap-cli/1"
 DEFAULT_WEIGHTS_NAME = "sdap_default.safetensors"
+STUDENT_WEIGHTS_NAME = "sdap_student.safetensors"
 
 
 @dataclass
 class LoadedWeights:
-    """A ready DBSNl plus what is known about it."""
+    """A ready network (a DBSNl teacher or a distilled StudentUNet) plus what is known about it."""
 
-    model: DBSNl
+    model: DBSNl | StudentUNet
     input_scale: float
     source: str                     # 'sdap-cli' | 'sdap' | 'apbsn'
     path: Path
     metadata: dict = field(default_factory=dict)
 
 
-def default_weights_path() -> Path:
-    """The shipped default weights: installed package data, else ``weights/`` of a source checkout."""
+def default_weights_path(name: str = DEFAULT_WEIGHTS_NAME) -> Path:
+    """A shipped weights file (the teacher by default, or ``STUDENT_WEIGHTS_NAME``): installed package
+    data, else ``weights/`` of a source checkout."""
     try:
-        p = resources.files("sdap_cli.weights").joinpath(DEFAULT_WEIGHTS_NAME)
+        p = resources.files("sdap_cli.weights").joinpath(name)
         if p.is_file():
             return Path(str(p))
     except (ModuleNotFoundError, FileNotFoundError, TypeError):
         pass
-    p = Path(__file__).resolve().parents[2] / "weights" / DEFAULT_WEIGHTS_NAME
+    p = Path(__file__).resolve().parents[2] / "weights" / name
     if p.is_file():
         return p
-    raise CheckpointError(f"{DEFAULT_WEIGHTS_NAME}: default weights are not installed; pass --weights FILE")
+    raise CheckpointError(f"{name}: shipped weights are not installed; pass --weights FILE")
+
+
+def shipped_student_path() -> Path | None:
+    """The shipped student weights, or None when this installation has none."""
+    try:
+        return default_weights_path(STUDENT_WEIGHTS_NAME)
+    except CheckpointError:
+        return None
 
 
 def arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
@@ -86,6 +99,18 @@ def _build(sd: dict[str, torch.Tensor], arch: dict, path: Path, allow_missing_ma
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise CheckpointError(f"{path}: weights do not fit DBSNl{tuple(arch.values())} ({what})")
+    return model.eval()
+
+
+def _build_student(sd: dict[str, torch.Tensor], arch: dict, path: Path) -> StudentUNet:
+    try:
+        model = StudentUNet(**arch)
+        model.load_state_dict(sd, strict=True)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: unusable student architecture {arch} ({e})") from None
+    except RuntimeError as e:
+        detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), "layout mismatch")
+        raise CheckpointError(f"{path}: weights do not fit StudentUNet {arch} ({detail[:120]})") from None
     return model.eval()
 
 
@@ -118,6 +143,11 @@ def _load_safetensors(path: Path) -> LoadedWeights:
             sd = {k: f.get_tensor(k).float() for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a weights file we can read ({str(e).splitlines()[0][:80]})") from None
+    if meta.get("format") == FORMAT_TAG and meta.get("network") == "student":
+        arch = json.loads(meta["arch"])
+        training = json.loads(meta.get("training", "{}"))
+        return LoadedWeights(_build_student(sd, arch, path), float(meta.get("input_scale", "1")), "sdap-cli",
+                             path, {"arch": arch, "training": training, "network": "student"})
     if meta.get("format") == FORMAT_TAG:
         arch = json.loads(meta["arch"])
         scale = float(meta.get("input_scale", "1"))
@@ -152,7 +182,7 @@ def _load_pth(path: Path) -> LoadedWeights:
     return LoadedWeights(model, scale, source, path, {"arch": arch, "training": {}})
 
 
-def save_weights(path: str | os.PathLike, model: DBSNl, *, training: dict | None = None,
+def save_weights(path: str | os.PathLike, model: DBSNl | StudentUNet, *, training: dict | None = None,
                  input_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> Path:
     """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``: float16, or
     bfloat16 for networks trained under bf16 autocast), atomically."""
@@ -161,7 +191,7 @@ def save_weights(path: str | os.PathLike, model: DBSNl, *, training: dict | None
     path = Path(path)
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
           if not k.endswith(".mask")}
-    meta = {"format": FORMAT_TAG, "arch": json.dumps(model.arch), "input_scale": repr(float(input_scale)),
+    meta = {"format": FORMAT_TAG, "network": model.kind, "arch": json.dumps(model.arch), "input_scale": repr(float(input_scale)),
             "dtype": str(dtype).removeprefix("torch."), "training": json.dumps(training or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -100,6 +100,8 @@ class DBSNl(nn.Module):
         (1, 3, 9, 9)
     """
 
+    kind = "dbsnl"
+
     def __init__(self, in_ch: int = 3, out_ch: int = 3, base_ch: int = 128, num_module: int = 9) -> None:
         super().__init__()
         if base_ch % 2:

@@ -31,8 +31,9 @@ import torch.nn.functional as F
 
 from .dbsnl import DBSNl, receptive_radius
 from .pd import pad_to_multiple, pd_down, pd_up
+from .student import StudentUNet
 
-__all__ = ["Denoiser", "required_margin", "tile_boxes", "r3_mask", "pick_device", "pick_precision",
+__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_boxes", "r3_mask", "pick_device", "pick_precision",
            "is_oom", "auto_tile"]
 
 REFINES = ("none", "e", "r3")
@@ -138,12 +139,15 @@ def is_oom(e: BaseException) -> bool:
 # Peak bytes per tile pixel of one DBSNl pass at base_ch 128 (measured on CPU with inference_mode:
 # ~2,600 B/px fp32, 1,300-2,300 bf16), with a margin; scaled linearly with the width.
 _BYTES_PER_PIXEL_128_FP32 = 3200
-_CPU_ACTIVATION_BUDGET = 2 << 30
+_BYTES_PER_PIXEL_STUDENT_FP32 = 300          # StudentUNet (32, 64, 128): measured ~240 B/px, half-resolution
+# 1 GiB of tile activations keeps a 24 MP photo under 2 GiB of process RSS (torch ~0.3 GiB, the float
+# input and output images ~0.3 GiB each) at a few percent of extra overlap work
+_CPU_ACTIVATION_BUDGET = 1 << 30
 
 
-def auto_tile(device: torch.device, base_ch: int, precision: str, margin: int, f: int) -> int:
-    """Largest tile side whose activations fit the budget: half the free GPU memory on CUDA; on CPU a
-    quarter of MemAvailable, at most 2 GiB, so a 24 MP photo stays within a few GiB of RSS. Clamped to
+def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
+    """Largest tile side whose activations (``bytes_per_pixel`` of the tile) fit the budget: half the free GPU memory on CUDA; on CPU a
+    quarter of MemAvailable, at most 1 GiB, so a 24 MP photo stays under 2 GiB of RSS. Clamped to
     [max(256, 2*margin + 64), 2048] and rounded to a multiple of f."""
     free = None
     if device.type == "cuda":
@@ -155,8 +159,7 @@ def auto_tile(device: torch.device, base_ch: int, precision: str, margin: int, f
                     if line.startswith("MemAvailable:"):
                         free = int(line.split()[1]) * 1024
         budget = min((free if free is not None else 8 << 30) / 4, _CPU_ACTIVATION_BUDGET)
-    per_px = _BYTES_PER_PIXEL_128_FP32 * base_ch / 128 * (0.5 if precision in ("bf16", "fp16") else 1.0)
-    side = int(math.sqrt(budget / per_px))
+    side = int(math.sqrt(budget / bytes_per_pixel))
     lo = max(256, 2 * margin + 64)
     side = max(lo, min(side, 2048))
     return side // f * f
@@ -209,6 +212,12 @@ class Denoiser:
         """Overlap each tile needs so tiled == whole image."""
         return required_margin(self.model.num_module, self.pd, self.refine)
 
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Estimated peak activation bytes per tile pixel (drives the automatic tile size)."""
+        half = 0.5 if self.precision in ("bf16", "fp16") else 1.0
+        return _BYTES_PER_PIXEL_128_FP32 * self.model.base_ch / 128 * half
+
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         s = self.input_scale
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
@@ -252,7 +261,7 @@ class Denoiser:
         if margin % self.pd:
             raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {self.pd}")
         if tile is None:
-            tile = auto_tile(self.device, self.model.base_ch, self.precision, margin, self.pd)
+            tile = auto_tile(self.device, self.bytes_per_pixel, margin, self.pd)
         while True:
             try:
                 return self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
@@ -276,3 +285,51 @@ class Denoiser:
             if on_tile is not None:
                 on_tile(i + 1, len(boxes))
         return out
+
+
+@dataclass
+class StudentDenoiser(Denoiser):
+    r"""The distilled student (``student.StudentUNet``): one pass :math:`\hat x = g_\phi(y)` at full
+    resolution, no PD and no refinement. Tiling, precision and OOM handling are the Denoiser's; tiles
+    are aligned to the student's 8-pixel grid (``pd`` holds that alignment) and overlap by its
+    receptive radius, so tiled == whole image.
+
+    Example:
+        >>> d = StudentDenoiser(StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1)))
+        >>> d.denoise(np.zeros((9, 7, 3), np.float32)).shape
+        (9, 7, 3)
+    """
+
+    model: StudentUNet = None
+    refine: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.refine != "none":
+            raise ValueError("the student makes one pass: refine must be 'none' (E and R3 are for DBSNl)")
+        self.pd = self.model.align
+        super().__post_init__()
+
+    @property
+    def margin(self) -> int:
+        r = self.model.receptive_radius
+        return int(math.ceil(r / self.pd) * self.pd)
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        half = 0.5 if self.precision in ("bf16", "fp16") else 1.0
+        return _BYTES_PER_PIXEL_STUDENT_FP32 * self.model.arch["ch"][0] / 32 * half
+
+    def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        return self._net(y)
+
+
+def make_denoiser(model: torch.nn.Module, *, input_scale: float = 1.0, refine: str = "e", pd: int = 2,
+                  r3_t: int = 8, r3_p: float = 0.16, seed: int = 0, device: torch.device = torch.device("cpu"),
+                  precision: str = "fp32", channels_last: bool = True) -> Denoiser:
+    """A Denoiser for a DBSNl teacher (PD-f + ``refine``) or a StudentDenoiser for a student (the
+    PD and refinement arguments do not apply to it and are ignored)."""
+    if isinstance(model, StudentUNet):
+        return StudentDenoiser(model, input_scale=input_scale, device=device, precision=precision,
+                               channels_last=channels_last)
+    return Denoiser(model, input_scale=input_scale, refine=refine, pd=pd, r3_t=r3_t, r3_p=r3_p, seed=seed,
+                    device=device, precision=precision, channels_last=channels_last)

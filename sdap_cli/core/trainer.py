@@ -39,7 +39,7 @@ from .metrics import psnr_ssim
 from .pd import pad_to_multiple
 from .sampler import rsg_sample
 
-__all__ = ["sdap_loss", "autocast_context", "train", "TrainResult", "validate"]
+__all__ = ["sdap_loss", "autocast_context", "train", "fit", "setup", "Recipe", "Setup", "TrainResult", "validate"]
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -94,9 +94,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_path: Optional[Path] = None
     last_path: Optional[Path] = None
+    teacher_val: Optional[dict] = None          # distillation: the teacher's validation metrics
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
+def _lr_at(cfg, step: int) -> float:
     if cfg.schedule == "cosine":
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.iterations))
     return cfg.lr
@@ -123,6 +124,58 @@ class _StepIndices(torch.utils.data.Sampler):
             yield from range(base, base + self.batch)
 
 
+@dataclass
+class Recipe:
+    """What a run optimises; ``fit`` owns the rest (loop, learning rate, logs, checkpoints, resume).
+
+    ``sdap train`` builds one with the SDAP loss on a DBSNl, ``sdap distill`` one with the L1 to the
+    teacher's outputs on a StudentUNet.
+    """
+
+    model: torch.nn.Module
+    """The network to train, initialised, on the CPU (it has ``arch`` and ``kind``)."""
+    data: torch.utils.data.Dataset
+    """Index ``step * batch + i`` -> sample i of that step (a pure function, for exact resume)."""
+    loss: Callable[[torch.nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
+    """``loss(net, batch, generator)`` on the device, under the run's precision."""
+    validate: Optional[Callable[[torch.nn.Module], dict]] = None
+    """Validation metrics of the (unwrapped) model; None: no validation."""
+    best_key: str = "psnr"
+    """Metric that selects ``best.safetensors`` (higher is better)."""
+    metrics: tuple[str, ...] = ("psnr", "ssim")
+    """Validation metrics logged as ``val_<name>`` columns of ``train_log.csv``."""
+    summary: dict = field(default_factory=dict)
+    """Extra facts stored in the weights' ``training`` metadata."""
+
+
+@dataclass
+class Setup:
+    """Where a run computes: process rank and count under torchrun, device, resolved precision."""
+
+    rank: int
+    world: int
+    device: torch.device
+    precision: str
+
+
+def setup(cfg) -> Setup:
+    """Initialise torch.distributed under torchrun, pick the device, threads and precision."""
+    rank, world = _dist()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
+        torch.distributed.init_process_group(backend)
+    try:
+        device = pick_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return Setup(rank, world, device, pick_precision(cfg.precision, device))
+
+
 def train(cfg: TrainConfig, *, resume: bool = False,
           on_step: Callable[[int, int, float, float], None] | None = None,
           on_validate: Callable[[int, dict], None] | None = None,
@@ -139,38 +192,54 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     Raises:
         ConfigError, InputError, CheckpointError: bad configuration, data or weights.
     """
-    rank, world = _dist()
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
-        torch.distributed.init_process_group(backend)
-    try:
-        device = pick_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    precision = pick_precision(cfg.precision, device)
-    out = Path(cfg.out)
-    state_path = out / "state.pt"
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    env = setup(cfg)
     files = find_noisy_images_all(cfg.data)
-    val = load_validation(cfg.val) if cfg.val else None
-    if val is not None and cfg.val_limit:
-        val = PairedSet(val.names[:cfg.val_limit], val.noisy[:cfg.val_limit], val.clean[:cfg.val_limit])
-
+    val = _validation_set(cfg)
     torch.manual_seed(cfg.seed)
     model = DBSNl(**cfg.model.model_dump())
     if cfg.init is not None:
         init = load_weights(cfg.init)
         if init.input_scale != 1.0:
             raise CheckpointError(f"{cfg.init}: AP-BSN weights (0-255 input) cannot initialise SDAP training")
-        if init.model.arch != model.arch:
+        if not isinstance(init.model, DBSNl) or init.model.arch != model.arch:
             raise ConfigError(f"{cfg.init}: architecture {init.model.arch} differs from the config's {model.arch}")
         model.load_state_dict(init.model.state_dict())
+    data = NoisyCrops(files, cfg.patch, cfg.batch, cfg.seed)
+
+    def loss(net: torch.nn.Module, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return sdap_loss(net, y, cfg.p, generator=gen, precision=env.precision, channels_last=cfg.channels_last)
+
+    recipe = Recipe(model, data, loss,
+                    validate=(lambda m: validate(m, val, env.device, env.precision)) if val is not None else None,
+                    best_key="psnr_e", metrics=("psnr", "ssim", "psnr_e", "ssim_e"),
+                    summary={"images": len(files), "cached_images": data.cache is not None,
+                             "decode_s_first_image": round(data.decode_seconds, 4)})
+    return fit(cfg, recipe, env, resume=resume, on_step=on_step, on_validate=on_validate, stop_after=stop_after)
+
+
+def _validation_set(cfg) -> PairedSet | None:
+    val = load_validation(cfg.val) if cfg.val else None
+    if val is not None and cfg.val_limit:
+        val = PairedSet(val.names[:cfg.val_limit], val.noisy[:cfg.val_limit], val.clean[:cfg.val_limit])
+    return val
+
+
+def fit(cfg, recipe: Recipe, env: Setup, *, resume: bool = False,
+        on_step: Callable[[int, int, float, float], None] | None = None,
+        on_validate: Callable[[int, dict], None] | None = None,
+        stop_after: int | None = None) -> TrainResult:
+    """The training loop shared by ``sdap train`` and ``sdap distill``.
+
+    ``cfg`` gives out, iterations, batch, lr, schedule, lr_min, val_every, checkpoint_every, log_every,
+    seed, channels_last, compile and workers. Writes ``<out>/config.yaml``, ``train_log.csv``,
+    ``state.pt`` (resume), ``best``/``last``/``step_N`` ``.safetensors``; see ``train`` for the arguments.
+    """
+    rank, world, device, precision = env.rank, env.world, env.device, env.precision
+    out = Path(cfg.out)
+    state_path = out / "state.pt"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    model = recipe.model
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -180,8 +249,9 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         if not state_path.is_file():
             raise CheckpointError(f"{state_path}: nothing to resume (no state saved in {out})")
         st = torch.load(state_path, map_location="cpu", weights_only=False)
-        if st["config"]["model"] != cfg.model.model_dump():
-            raise ConfigError(f"{state_path}: saved model {st['config']['model']} differs from the config")
+        saved_arch = st.get("arch", st["config"].get("model"))
+        if saved_arch != model.arch:
+            raise ConfigError(f"{state_path}: saved model {saved_arch} differs from the config's {model.arch}")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         start, best, history = st["step"], st["best"], st["history"]
@@ -198,35 +268,34 @@ def train(cfg: TrainConfig, *, resume: bool = False,
         (out / "config.yaml").write_text(_yaml(cfg))
 
     stop = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
-    data = NoisyCrops(files, cfg.patch, cfg.batch, cfg.seed)
     loader = torch.utils.data.DataLoader(
-        data, batch_size=cfg.batch, sampler=_StepIndices(start, stop, cfg.batch, rank, world),
+        recipe.data, batch_size=cfg.batch, sampler=_StepIndices(start, stop, cfg.batch, rank, world),
         num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=False,
         prefetch_factor=4 if cfg.workers else None)
     if rank == 0 and resume and (out / "train_log.csv").is_file():
         _truncate_log(out / "train_log.csv", start)      # drop rows a killed run wrote after its last state
     log_f = open(out / "train_log.csv", "a", newline="") if rank == 0 else None
     log = csv.writer(log_f) if log_f else None
+    n_m = len(recipe.metrics)
     if log_f is not None and log_f.tell() == 0:
-        log.writerow(["step", "loss", "lr", "it_per_s", "elapsed_s", "val_psnr", "val_ssim", "val_psnr_e",
-                      "val_ssim_e"])
+        log.writerow(["step", "loss", "lr", "it_per_s", "elapsed_s"] + [f"val_{k}" for k in recipe.metrics])
     tb = _tensorboard(out) if rank == 0 else None
 
     def save_state(step: int) -> None:
         if rank != 0:
             return
         st = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
-              "history": history, "config": cfg.model_dump(mode="json"), "torch_rng": torch.get_rng_state(),
+              "history": history, "config": cfg.model_dump(mode="json"), "arch": model.arch,
+              "torch_rng": torch.get_rng_state(),
               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         tmp = state_path.with_suffix(".pt.tmp")
         torch.save(st, tmp)
         os.replace(tmp, state_path)
 
     def summary(step: int) -> dict:
-        return {"iterations": step, "data": [str(d) for d in cfg.data], "images": len(files),
-                "patch": cfg.patch, "batch": cfg.batch * world, "lr": cfg.lr, "schedule": cfg.schedule,
-                "seed": cfg.seed, "precision": precision, "device": str(device), "best": best,
-                "cached_images": data.cache is not None, "decode_s_first_image": round(data.decode_seconds, 4)}
+        return {"iterations": step, "data": [str(d) for d in cfg.data], "patch": cfg.patch,
+                "batch": cfg.batch * world, "lr": cfg.lr, "schedule": cfg.schedule, "seed": cfg.seed,
+                "precision": precision, "device": str(device), "best": best, **recipe.summary}
 
     # weights are stored in 16 bits; a network trained under bf16 autocast is stored in bf16, which is
     # exactly what bf16 inference computes with (fp16 rounding shifted such a model by ~0.1 dB)
@@ -243,7 +312,7 @@ def train(cfg: TrainConfig, *, resume: bool = False,
             for g in opt.param_groups:
                 g["lr"] = lr
             gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + step * world + rank)
-            loss = sdap_loss(net, y, cfg.p, generator=gen, precision=precision, channels_last=cfg.channels_last)
+            loss = recipe.loss(net, y, gen)
             if not torch.isfinite(loss):
                 raise ConfigError(f"loss became {loss.item()} at step {step + 1}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -257,25 +326,26 @@ def train(cfg: TrainConfig, *, resume: bool = False,
             row = None
             if step % cfg.log_every == 0 or step == stop:
                 now = time.perf_counter()
-                row = [step, running / n_run, lr, n_run / max(now - tw, 1e-9), now - t0, "", "", "", ""]
+                row = [step, running / n_run, lr, n_run / max(now - tw, 1e-9), now - t0] + [""] * n_m
                 if tb is not None:
                     tb.add_scalar("loss", running / n_run, step)
                 tw, running, n_run = now, 0.0, 0
-            if val is not None and (step % cfg.val_every == 0 or step == cfg.iterations) and rank == 0:
-                m = validate(model, val, device, precision)
+            if recipe.validate is not None and (step % cfg.val_every == 0 or step == cfg.iterations) and rank == 0:
+                m = recipe.validate(model)
+                model.train()
                 m["step"] = step
                 history.append(m)
                 if on_validate is not None:
                     on_validate(step, m)
-                if best is None or m["psnr_e"] > best["psnr_e"]:
+                if best is None or m[recipe.best_key] > best[recipe.best_key]:
                     best = dict(m)
                     save_weights(out / "best.safetensors", model, training=summary(step), dtype=store)
                 if row is None:
                     now = time.perf_counter()
-                    row = [step, "", lr, "", now - t0, "", "", "", ""]
-                row[5:9] = [f"{m['psnr']:.4f}", f"{m['ssim']:.5f}", f"{m['psnr_e']:.4f}", f"{m['ssim_e']:.5f}"]
+                    row = [step, "", lr, "", now - t0] + [""] * n_m
+                row[5:] = [f"{m[k]:.5f}" if k.startswith("ssim") else f"{m[k]:.4f}" for k in recipe.metrics]
                 if tb is not None:
-                    for k in ("psnr", "ssim", "psnr_e", "ssim_e"):
+                    for k in recipe.metrics:
                         tb.add_scalar(f"val/{k}", m[k], step)
             if row is not None and log is not None:
                 log.writerow(row)
@@ -331,7 +401,7 @@ def find_noisy_images_all(data: list[str]) -> list[Path]:
     return files
 
 
-def _yaml(cfg: TrainConfig) -> str:
+def _yaml(cfg) -> str:
     import yaml
 
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -116,8 +116,10 @@ def test_auto_tile_is_bounded_aligned_and_scales_with_width():
     from sdap_cli.core.inference import auto_tile
 
     cpu = torch.device("cpu")
-    full = auto_tile(cpu, 128, "fp32", 88, 2)
+    full_fp32 = Denoiser(DBSNl(), refine="e").bytes_per_pixel
+    full = auto_tile(cpu, full_fp32, 88, 2)
     assert 256 <= full <= 2048 and full % 2 == 0
-    assert full * full * 3200 <= (2 << 30) * 1.01                 # activations within the 2 GiB CPU budget
-    assert auto_tile(cpu, 128, "bf16", 88, 2) >= full              # half the bytes per pixel
-    assert auto_tile(cpu, 32, "fp32", 88, 2) >= full
+    assert full * full * full_fp32 <= (1 << 30) * 1.01            # activations within the 1 GiB CPU budget
+    assert Denoiser(DBSNl(), precision="bf16").bytes_per_pixel == full_fp32 / 2
+    assert auto_tile(cpu, full_fp32 / 2, 88, 2) >= full            # half the bytes per pixel
+    assert auto_tile(cpu, Denoiser(DBSNl(base_ch=32)).bytes_per_pixel, 88, 2) >= full

@@ -1,0 +1,187 @@
+"""`sdap distill`: teacher outputs cached once, the student trained with the shared loop, resume,
+and `sdap denoise --model` choosing between teacher and student."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sdap_cli.cli import app
+from sdap_cli.config import DistillConfig
+from sdap_cli.core.checkpoints import load_weights
+from sdap_cli.core.distill import distill, distill_loss, teacher_targets
+from sdap_cli.core.inference import Denoiser
+from sdap_cli.core.student import StudentUNet
+from tests.helpers import noisy_rgb, sha, tiny_student, tiny_weights, write_png
+
+TINY = ["--student-ch", "8,8,8", "--student-blocks", "1,1,1", "--batch", "2", "--patch", "32", "--workers", "0",
+        "--device", "cpu", "--precision", "fp32"]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    for i in range(2):
+        write_png(tmp_path / "data" / f"n{i}.png", noisy_rgb(40 + 9 * i, 52, seed=i))
+    rng = np.random.default_rng(0)
+    clean = noisy_rgb(32, 32, seed=7)
+    write_png(tmp_path / "val" / "noisy" / "0.png",
+              np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8))
+    write_png(tmp_path / "val" / "clean" / "0.png", clean)
+    return tmp_path, tiny_weights(tmp_path / "teacher.safetensors")
+
+
+def test_distill_cli_trains_a_student_and_caches_the_teacher(setup):
+    tmp, teacher = setup
+    before = {p: sha(p) for p in (tmp / "data").iterdir()}
+    args = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--val", str(tmp / "val"),
+            "--cache", str(tmp / "cache"), "-n", "6", "--val-every", "3", "--checkpoint-every", "3", "--json"]
+    r = CliRunner().invoke(app, args + ["--out", str(tmp / "run1")] + TINY)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout[r.stdout.index("{"):])
+    assert out["iterations"] == 6 and [h["step"] for h in out["history"]] == [3, 6]
+    assert out["teacher_val"]["psnr"] > 0
+    lw = load_weights(out["best_path"])
+    assert isinstance(lw.model, StudentUNet) and lw.model.arch["ch"] == [8, 8, 8]
+    assert lw.metadata["training"]["teacher_outputs_computed"] == 2
+    assert lw.metadata["training"]["teacher"]["sha256"] == sha(teacher)
+    assert len(list((tmp / "cache").glob("*.npy"))) == 2
+    assert {p: sha(p) for p in (tmp / "data").iterdir()} == before                 # inputs untouched
+    # a second run with the same teacher and cache pays nothing for the teacher
+    r = CliRunner().invoke(app, args + ["--out", str(tmp / "run2")] + TINY)
+    assert r.exit_code == 0, r.output
+    lw2 = load_weights(tmp / "run2" / "last.safetensors")
+    assert lw2.metadata["training"]["teacher_outputs_computed"] == 0
+    # the same steps from the same cached targets give the same student
+    a, b = load_weights(tmp / "run1" / "last.safetensors").model, lw2.model
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_cached_targets_are_the_teachers_output_and_keyed_by_teacher(setup, tmp_path):
+    tmp, teacher = setup
+    den = Denoiser(load_weights(teacher).model, refine="e")
+    files = sorted((tmp / "data").iterdir())
+    noisy, targets, computed = teacher_targets(den, "k1", files, tmp_path / "c")
+    assert computed == 2
+    for y, t in zip(noisy, targets):
+        np.testing.assert_allclose(t, den.denoise(y), atol=1e-3)              # stored as float16
+    assert teacher_targets(den, "k1", files, tmp_path / "c")[2] == 0
+    assert teacher_targets(den, "k2", files, tmp_path / "c")[2] == 2            # another teacher: recomputed
+    victim = sorted((tmp_path / "c").glob("n0-*-k1.npy"))[0]
+    victim.write_bytes(b"garbage")                                              # a damaged entry
+    assert teacher_targets(den, "k1", files, tmp_path / "c")[2] == 1
+
+
+def test_distill_loss_is_the_mean_l1_to_the_target():
+    net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))                           # identity at init
+    y, t = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    loss = distill_loss(net, torch.cat([y, t], 1))
+    assert loss.item() == pytest.approx((y - t).abs().mean().item(), rel=1e-6)
+
+
+def test_distillation_lowers_the_loss_and_resume_is_exact(setup, tmp_path):
+    tmp, teacher = setup
+    cfg = DistillConfig(data=[str(tmp / "data")], teacher=teacher, out=str(tmp_path / "a"), iterations=40,
+                        batch=2, patch=32, student={"ch": (8, 8, 8), "blocks": (1, 1, 1)}, workers=0,
+                        precision="fp32", device="cpu", log_every=10, lr=2e-3, cache=tmp_path / "cache",
+                        checkpoint_every=20)
+    full = distill(cfg)
+    rows = (tmp_path / "a" / "train_log.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[1]) for r in rows]
+    assert losses[-1] < losses[0]
+    part = cfg.model_copy(update={"out": str(tmp_path / "b")})
+    distill(part, stop_after=20)
+    distill(part, resume=True)
+    a = load_weights(full.last_path).model.state_dict()
+    b = load_weights(tmp_path / "b" / "last.safetensors").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_distill_refuses_a_student_as_teacher(setup):
+    tmp, _ = setup
+    student = tiny_student(tmp / "s.safetensors")
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--teacher", str(student),
+                                 "--out", str(tmp / "run")] + TINY)
+    assert r.exit_code == 1 and "teacher must be a blind-spot DBSNl" in r.output
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--patch", "30"])
+    assert r.exit_code == 2 and "multiple of 8" in r.output
+
+
+# ----------------------------------------------------------------------------- denoise --model
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """Pretend this installation ships a tiny teacher and a tiny student."""
+    teacher = tiny_weights(tmp_path / "w" / "teacher.safetensors")
+    student = tiny_student(tmp_path / "w" / "student.safetensors")
+    import sdap_cli.commands.denoise as d
+    import sdap_cli.core.checkpoints as c
+
+    monkeypatch.setattr(c, "default_weights_path", lambda name=c.DEFAULT_WEIGHTS_NAME: teacher)
+    monkeypatch.setattr(d, "shipped_student_path", lambda: student)
+    write_png(tmp_path / "in" / "a.png", noisy_rgb(37, 29))
+    return tmp_path, teacher, student
+
+
+def _denoise(tmp, *extra):
+    r = CliRunner().invoke(app, ["denoise", str(tmp / "in" / "a.png"), "-o", str(tmp / "out"), "--overwrite",
+                                 "--json", "--device", "cpu", "--precision", "fp32", *extra])
+    return r, (json.loads(r.stdout[r.stdout.index("{"):]) if r.exit_code == 0 else None)
+
+
+def test_auto_uses_the_shipped_student_on_cpu_and_the_teacher_for_teacher_options(shipped):
+    tmp, teacher, student = shipped
+    r, out = _denoise(tmp)
+    assert r.exit_code == 0, r.output
+    assert out["model"] == "student" and out["weights"] == str(student) and out["refine"] == "none"
+    r, out = _denoise(tmp, "--refine", "r3")
+    assert out["model"] == "teacher" and out["weights"] == str(teacher) and out["refine"] == "r3"
+    r, out = _denoise(tmp, "--model", "teacher")
+    assert out["model"] == "teacher" and out["refine"] == "e"
+
+
+def test_student_and_teacher_outputs_differ_and_keep_the_shape(shipped):
+    import cv2
+
+    tmp, _, _ = shipped
+    _denoise(tmp, "--model", "student")
+    s = cv2.imread(str(tmp / "out" / "a.png"))
+    _denoise(tmp, "--model", "teacher")
+    t = cv2.imread(str(tmp / "out" / "a.png"))
+    assert s.shape == t.shape == (37, 29, 3) and not np.array_equal(s, t)
+
+
+def test_model_mismatch_and_teacher_options_on_a_student_are_one_line_errors(shipped):
+    tmp, teacher, student = shipped
+    r, _ = _denoise(tmp, "-w", str(student), "--model", "teacher")
+    assert r.exit_code == 1 and "holds a distilled student" in r.output
+    r, _ = _denoise(tmp, "-w", str(teacher), "--model", "student")
+    assert r.exit_code == 1 and "blind-spot teacher" in r.output
+    r, _ = _denoise(tmp, "--model", "student", "--refine", "e")
+    assert r.exit_code == 1 and "--refine" in r.output and "--model teacher" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_model_student_without_a_shipped_student(shipped, monkeypatch):
+    import sdap_cli.commands.denoise as d
+
+    tmp, _, _ = shipped
+    monkeypatch.setattr(d, "shipped_student_path", lambda: None)
+    r, _ = _denoise(tmp, "--model", "student")
+    assert r.exit_code == 1 and "ships no student" in r.output
+    r, out = _denoise(tmp)                                     # auto falls back to the teacher
+    assert r.exit_code == 0 and out["model"] == "teacher"
+
+
+def test_benchmark_times_a_student_in_one_pass(tmp_path):
+    student = tiny_student(tmp_path / "s.safetensors")
+    out = tmp_path / "b.json"
+    r = CliRunner().invoke(app, ["benchmark", "--sizes", "24", "--precision", "fp32", "--runs", "1", "--warmup",
+                                 "0", "-w", str(student), "--device", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert [row["refine"] for row in data["rows"]] == ["student"]
+    assert data["env"]["networks"]["weights"]["kind"] == "student"
+    assert data["rows"][0]["gmac_per_s"] > 0
