@@ -1,4 +1,4 @@
-"""Why the student is StudentUNet (32, 64, 128) / (1, 2, 3): CPU speed of candidate widths and depths.
+"""Why the student is StudentUNet (32, 64, 128) / (1, 1, 2): CPU speed of candidate widths and depths.
 
 Usage: python benchmarks/student_candidates.py [--size 1024] [--threads N] [--precision bf16] [--json F]
 
@@ -23,8 +23,8 @@ from sdap_cli.core.student import StudentUNet
 
 CANDIDATES = {
     "narrow (24,48,96)/(1,1,2)": ((24, 48, 96), (1, 1, 2)),
-    "small (32,64,128)/(1,1,2)": ((32, 64, 128), (1, 1, 2)),
-    "shipped (32,64,128)/(1,2,3)": ((32, 64, 128), (1, 2, 3)),
+    "shipped (32,64,128)/(1,1,2)": ((32, 64, 128), (1, 1, 2)),
+    "first distilled (32,64,128)/(1,2,3)": ((32, 64, 128), (1, 2, 3)),
     "deeper (32,64,128)/(2,2,2)": ((32, 64, 128), (2, 2, 2)),
     "wide (48,96,192)/(1,1,2)": ((48, 96, 192), (1, 1, 2)),
     "wide top (64,96,128)/(1,1,2)": ((64, 96, 128), (1, 1, 2)),

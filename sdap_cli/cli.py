@@ -263,9 +263,9 @@ def distill(
     val: ValOpt = None,
     val_every: ValEveryOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
-    student_ch: Annotated[Optional[str], typer.Option(help="Student channels per level, e.g. 32,64,128.")] = None,
-    student_blocks: Annotated[Optional[str], typer.Option(help="Student residual blocks per level, e.g. "
-                              "1,2,3.")] = None,
+    student_ch: Annotated[Optional[str], typer.Option(help="Student channels per level (default 32,64,128).")] = None,
+    student_blocks: Annotated[Optional[str], typer.Option(help="Student residual blocks per level (default "
+                              "1,1,2).")] = None,
     seed: SeedOpt = None,
     device: DeviceOpt = None,
     precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16 (autocast).")] = None,
@@ -340,7 +340,7 @@ def benchmark(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default: automatic).")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs (default 1).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs (default 2).")] = None,
     runs: Annotated[Optional[int], typer.Option(help="Timed runs (default 3; 1 for >= 4 MP).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:

@@ -206,7 +206,7 @@ class StudentConfig(_Strict):
 
     ch: tuple[int, int, int] = (32, 64, 128)
     """Channels per level."""
-    blocks: tuple[int, int, int] = (1, 2, 3)
+    blocks: tuple[int, int, int] = (1, 1, 2)
     """Residual blocks per level (encoder and decoder each)."""
 
     @field_validator("ch", "blocks")
@@ -336,7 +336,8 @@ class BenchmarkConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     tile: Optional[int] = Field(None, ge=16)
     """Tile side (None: automatic, as in `sdap denoise`)."""
-    warmup: int = Field(1, ge=0)
+    warmup: int = Field(2, ge=0)
+    """Untimed runs first (oneDNN builds its kernels for each new shape on the first calls)."""
     runs: int = Field(3, ge=1)
     """Timed runs per setting (one for frames of 4 MP and more)."""
 

@@ -164,8 +164,8 @@ def benchmark_table(result) -> None:
     out.print(f"{env['cpu']} ({env['cores']} cores, {env['threads']} threads)"
               + (f", {env['gpu']}" if env.get("gpu") else "") + f", torch {env['torch']}, device {env['device']}")
     for name, n in env["networks"].items():
-        out.print(f"{name}: {n['kind']} {n['arch']}, {n['parameters'] / 1e6:.2f} M parameters, "
-                  f"{n['macs_per_pixel_per_pass'] / 1e6:.3f} MMAC per pixel per pass")
+        out.print(f"{name}: {n['kind']} {n['arch']}, {n['parameters'] / 1e6:.2f} M params, "
+                  f"{n['macs_per_pixel_per_pass'] / 1e3:.1f} KMAC/px/pass")
     t = Table("model", "size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "peak MiB",
               "tiles")
     for r in result.rows:

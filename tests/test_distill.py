@@ -2,7 +2,6 @@
 and `sdap denoise --model` choosing between teacher and student."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -164,7 +164,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     def loss(net: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last)
 
-    summary = {"images": len(files), "teacher": {"path": str(loaded.path), "sha256": file_hash(loaded.path),
+    summary = {"images": len(files), "teacher": {"file": loaded.path.name, "sha256": file_hash(loaded.path),
                                                    "arch": loaded.model.arch, "refine": cfg.teacher_refine,
                                                    "val": teacher_val},
                "teacher_outputs_computed": computed}

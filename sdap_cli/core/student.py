@@ -55,7 +55,7 @@ class StudentUNet(nn.Module):
     align = 8
 
     def __init__(self, in_ch: int = 3, ch: tuple[int, int, int] = (32, 64, 128),
-                 blocks: tuple[int, int, int] = (1, 2, 3)) -> None:
+                 blocks: tuple[int, int, int] = (1, 1, 2)) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in ch)
         b1, b2, b3 = (int(b) for b in blocks)
