@@ -35,7 +35,7 @@ from .metrics import psnr_ssim
 from .student import StudentUNet
 from .trainer import Recipe, TrainResult, autocast_context, find_noisy_images_all, fit, setup, _validation_set
 
-__all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "file_hash"]
+__all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "validate_teacher", "file_hash"]
 
 
 def file_hash(path: str | os.PathLike) -> str:
