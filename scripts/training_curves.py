@@ -18,7 +18,8 @@ def label(run: Path) -> str:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     if "student" in cfg:
         s = cfg["student"]
-        return f"student {tuple(s['ch'])}/{tuple(s['blocks'])} (distill), batch {cfg['batch']}, patch {cfg['patch']}"
+        return (f"student {tuple(s['ch'])}/{tuple(s['blocks'])} distilled, "
+                f"batch {cfg['batch']}, patch {cfg['patch']}, {cfg.get('threads') or 'all'} thread(s)")
     m = cfg["model"]
     return (f"DBSNl {m['base_ch']}/{m['num_module']}, batch {cfg['batch']}, patch {cfg['patch']}, "
             f"lr {cfg['lr']:g}, {cfg.get('threads') or 'all'} thread(s)")
@@ -56,7 +57,7 @@ def main() -> None:
     ax.set_ylabel("PSNR dB (SDAP convention)")
     ax.set_title(a.title, fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.2, 0.58))
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out)
