@@ -15,10 +15,9 @@ from typing import Protocol
 
 import torch
 
-from ..config import DenoiseConfig
+from ..config import DenoiseConfig, InferenceConfig
 from ..core import images
 from ..core.adapt import adapt
-from ..config import InferenceConfig
 from ..core.checkpoints import LoadedWeights, load_weights, save_weights, shipped_student_path
 from ..core.inference import Denoiser, is_oom, make_denoiser, pick_device, pick_precision
 from ..core.student import StudentUNet

@@ -191,7 +191,8 @@ def save_weights(path: str | os.PathLike, model: DBSNl | StudentUNet, *, trainin
     path = Path(path)
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
           if not k.endswith(".mask")}
-    meta = {"format": FORMAT_TAG, "network": model.kind, "arch": json.dumps(model.arch), "input_scale": repr(float(input_scale)),
+    meta = {"format": FORMAT_TAG, "network": model.kind, "arch": json.dumps(model.arch),
+            "input_scale": repr(float(input_scale)),
             "dtype": str(dtype).removeprefix("torch."), "training": json.dumps(training or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

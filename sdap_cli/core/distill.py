@@ -35,7 +35,7 @@ from .metrics import psnr_ssim
 from .student import StudentUNet
 from .trainer import Recipe, TrainResult, autocast_context, find_noisy_images_all, fit, setup, _validation_set
 
-__all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "validate_teacher", "file_hash"]
+__all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "mean_scores", "file_hash"]
 
 
 def file_hash(path: str | os.PathLike) -> str:
@@ -102,23 +102,16 @@ def distill_loss(net: torch.nn.Module, batch: torch.Tensor, *, precision: str = 
     return (out.float() - target).abs().mean()
 
 
-def validate_student(model: StudentUNet, val: PairedSet, device: torch.device, precision: str
-                     ) -> dict[str, float]:
-    """Mean PSNR/SSIM (SDAP convention) of the student on the validation pairs."""
-    net = copy.deepcopy(model)
-    den = StudentDenoiser(net, device=device, precision=precision)
-    ps, ss = [], []
-    for noisy, clean in zip(val.noisy, val.clean):
-        p, s = psnr_ssim(den.denoise(noisy), clean, "sdap")
-        ps.append(p)
-        ss.append(s)
-    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss))}
-
-
-def validate_teacher(den: Denoiser, val: PairedSet) -> dict[str, float]:
-    """The teacher's mean PSNR/SSIM on the validation pairs (the student's reference)."""
+def mean_scores(den: Denoiser, val: PairedSet) -> dict[str, float]:
+    """Mean PSNR/SSIM (SDAP convention) of ``den`` (teacher or student) on the validation pairs."""
     res = [psnr_ssim(den.denoise(n), c, "sdap") for n, c in zip(val.noisy, val.clean)]
     return {"psnr": float(np.mean([r[0] for r in res])), "ssim": float(np.mean([r[1] for r in res]))}
+
+
+def validate_student(model: StudentUNet, val: PairedSet, device: torch.device, precision: str
+                     ) -> dict[str, float]:
+    """``mean_scores`` of a copy of the student in training (the Denoiser casts and freezes its model)."""
+    return mean_scores(StudentDenoiser(copy.deepcopy(model), device=device, precision=precision), val)
 
 
 def distill(cfg: DistillConfig, *, resume: bool = False,
@@ -140,7 +133,8 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
         raise ConfigError(f"{loaded.path}: the teacher must be a blind-spot DBSNl, not a distilled student")
     teacher = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=cfg.teacher_refine,
                        device=env.device, precision=env.precision)
-    teacher_key = f"{file_hash(loaded.path)[:12]}-{cfg.teacher_refine}-{env.precision}"
+    teacher_sha = file_hash(loaded.path)
+    teacher_key = f"{teacher_sha[:12]}-{cfg.teacher_refine}-{env.precision}"
     cache_dir = Path(cfg.cache) if cfg.cache is not None else Path(cfg.out) / "teacher_cache"
     if env.world > 1 and env.rank != 0:
         torch.distributed.barrier()                   # rank 0 fills the cache first
@@ -148,7 +142,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
                                                on_image=on_teacher if env.rank == 0 else None)
     if env.world > 1 and env.rank == 0:
         torch.distributed.barrier()
-    teacher_val = validate_teacher(teacher, val) if val is not None and env.rank == 0 else None
+    teacher_val = mean_scores(teacher, val) if val is not None and env.rank == 0 else None
     del teacher
 
     torch.manual_seed(cfg.seed)
@@ -164,7 +158,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     def loss(net: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last)
 
-    summary = {"images": len(files), "teacher": {"file": loaded.path.name, "sha256": file_hash(loaded.path),
+    summary = {"images": len(files), "teacher": {"file": loaded.path.name, "sha256": teacher_sha,
                                                    "arch": loaded.model.arch, "refine": cfg.teacher_refine,
                                                    "val": teacher_val},
                "teacher_outputs_computed": computed}

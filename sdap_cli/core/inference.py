@@ -33,8 +33,8 @@ from .dbsnl import DBSNl, receptive_radius
 from .pd import pad_to_multiple, pd_down, pd_up
 from .student import StudentUNet
 
-__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_boxes", "r3_mask", "pick_device", "pick_precision",
-           "is_oom", "auto_tile"]
+__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_boxes", "r3_mask",
+           "pick_device", "pick_precision", "is_oom", "auto_tile"]
 
 REFINES = ("none", "e", "r3")
 R3_PAD = 2
@@ -146,8 +146,9 @@ _CPU_ACTIVATION_BUDGET = 1 << 30
 
 
 def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
-    """Largest tile side whose activations (``bytes_per_pixel`` of the tile) fit the budget: half the free GPU memory on CUDA; on CPU a
-    quarter of MemAvailable, at most 1 GiB, so a 24 MP photo stays under 2 GiB of RSS. Clamped to
+    """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half the
+    free GPU memory on CUDA; on CPU a quarter of MemAvailable, at most 1 GiB, so a 24 MP photo stays under
+    2 GiB of RSS. Clamped to
     [max(256, 2*margin + 64), 2048] and rounded to a multiple of f."""
     free = None
     if device.type == "cuda":
