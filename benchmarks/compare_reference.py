@@ -10,8 +10,12 @@ of its ``test.py`` (taken out with ``ast``, because test.py parses the command l
 official weights are unavailable, so both sides share one random initialisation; the outputs must agree.
 
 Reference path (test.py): whole image, fp32, ``torch.no_grad``: pixel_unshuffle(2) -> DBSNl ->
-pixel_shuffle(2) -> DBSNl (E) -> clamp. Ours: ``Denoiser(refine='e')`` with automatic tiling, fp32 and
-bf16. ``--probe WxH`` runs the reference once on a larger frame in a child process under an
+pixel_shuffle(2) -> DBSNl (E) -> clamp. Ours, the same network and weights: ``Denoiser(refine='e')`` with
+automatic tiling in fp32 and bf16, each eager and with ``compile=True`` (``sdap denoise --compile``:
+inductor with frozen weights). Every variant is warmed up once on the full frame (compiling happens
+there), then timed best-of-``--runs``. ``--student`` adds the shipped CPU default, the distilled one-pass
+student (``sdap denoise`` with no options; a different network, so no max-diff: its quality is in
+weights/README.md). ``--probe WxH`` runs the reference once on a larger frame in a child process under an
 address-space limit, to show which sizes it cannot do at all.
 """
 
@@ -33,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sdap_cli.core.dbsnl import DBSNl  # noqa: E402
-from sdap_cli.core.inference import Denoiser  # noqa: E402
+from sdap_cli.core.checkpoints import load_weights, shipped_student_path  # noqa: E402
+from sdap_cli.core.inference import Denoiser, make_denoiser  # noqa: E402
 
 
 def load_reference(ref: Path):
@@ -87,6 +92,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--probe", default=None, help="WxH frame for the reference under a memory limit")
     ap.add_argument("--probe-limit-gib", type=float, default=20.0)
+    ap.add_argument("--variants", default="fp32,bf16,fp32-compile,bf16-compile",
+                    help="ours: comma list of fp32, bf16, fp32-compile, bf16-compile")
+    ap.add_argument("--student", action="store_true", help="also time the shipped student (bf16)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     if a.threads:
@@ -95,27 +103,31 @@ def main() -> None:
     torch.manual_seed(0)
     ref_model = RefDBSNl().eval()
     state = {k: v.clone() for k, v in ref_model.state_dict().items()}
-    ours = {p: Denoiser(DBSNl(), refine="e", precision=p) for p in ("fp32", "bf16")}
-    for d in ours.values():
-        d.model.load_state_dict({k: v.to(next(d.model.parameters()).dtype) for k, v in state.items()})
+    ours = {}
+    for v in a.variants.split(","):
+        net = DBSNl()
+        net.load_state_dict(state)
+        ours[v] = Denoiser(net, refine="e", precision=v.split("-")[0], compile=v.endswith("-compile"))
+    if a.student:
+        ours["student"] = make_denoiser(load_weights(shipped_student_path()).model, precision="bf16")
     rows = []
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}; PD-2 + E, DBSNl 128/9 (random weights)")
-    print(f"{'size':>9} {'variant':>10} {'s/image':>9} {'MP/s':>8} {'vs ref':>7} {'max|diff|':>10}")
+    print(f"{'size':>9} {'variant':>12} {'s/image':>9} {'MP/s':>8} {'vs ref':>7} {'max|diff|':>10}")
     for s in a.sizes.split(","):
         h = w = int(s)
         img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
         x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
-        reference_denoise(ref_model, unshuffle, shuffle, x[..., :64, :64])          # warm-up
+        reference_denoise(ref_model, unshuffle, shuffle, x)          # warm-up
         t_ref, out_ref = _timed(lambda: reference_denoise(ref_model, unshuffle, shuffle, x), a.runs)
         out_ref = out_ref[0].permute(1, 2, 0).numpy()
         res = {"size": s, "reference_s": t_ref}
-        print(f"{s:>9} {'reference':>10} {t_ref:9.2f} {h * w / 1e6 / t_ref:8.4f} {1.0:7.2f} {'':>10}")
+        print(f"{s:>9} {'reference':>12} {t_ref:9.2f} {h * w / 1e6 / t_ref:8.4f} {1.0:7.2f} {'':>10}", flush=True)
         for p, d in ours.items():
-            d.denoise(img[:64, :64])
+            d.denoise(img)                                              # warm-up (and compile)
             t, out = _timed(lambda: d.denoise(img), a.runs)
-            diff = float(np.abs(out - out_ref).max())
+            diff = float(np.abs(out - out_ref).max()) if p != "student" else float("nan")
             res[f"{p}_s"], res[f"{p}_ratio"], res[f"{p}_maxdiff"] = t, t_ref / t, diff
-            print(f"{s:>9} {'ours-' + p:>10} {t:9.2f} {h * w / 1e6 / t:8.4f} {t_ref / t:7.2f} {diff:10.2e}")
+            print(f"{s:>9} {p:>12} {t:9.2f} {h * w / 1e6 / t:8.4f} {t_ref / t:7.2f} {diff:10.2e}", flush=True)
         rows.append(res)
     out = {"threads": torch.get_num_threads(), "rows": rows}
     if a.probe:

@@ -39,6 +39,12 @@ OverlapOpt = Annotated[Optional[int], typer.Option(help="Context per tile side. 
 DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")]
 PrecisionOpt = Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads.")]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the network (faster on large "
+                       "images and same-size batches; the first image of each size pays the compile).")]
+AdaptItersOpt = Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")]
+AdaptLrOpt = Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")]
+StrengthOpt = Annotated[Optional[float], typer.Option(help="Denoising strength 0-1: output = input + "
+                         "s x (denoised - input). 1 (default) full; ~0.5 keeps fine detail on light noise.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
                      "student on CPU, the SDAP teacher on CUDA or with --refine/--adapt), teacher or student.")]
 
@@ -116,6 +122,8 @@ def denoise(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
+    strength: StrengthOpt = None,
+    compile: CompileOpt = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed of R3's random masks.")] = None,
     r3_t: Annotated[Optional[int], typer.Option("--r3-t", help="R3 rounds T (default 8).")] = None,
     r3_p: Annotated[Optional[float], typer.Option("--r3-p", help="R3 replacement probability (0.16).")] = None,
@@ -128,8 +136,8 @@ def denoise(
     shard: Annotated[Optional[str], typer.Option(help="K/N: process the K-th of N parts of the inputs.")] = None,
     adapt: Annotated[bool, typer.Option("--adapt", help="First fine-tune a copy of the weights on these "
                      "very images (SDAP(S)-style, self-supervised); the weights file is not changed.")] = False,
-    adapt_iters: Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")] = None,
-    adapt_lr: Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")] = None,
+    adapt_iters: AdaptItersOpt = None,
+    adapt_lr: AdaptLrOpt = None,
     save_adapted: Annotated[Optional[Path], typer.Option(help="Save the adapted weights here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
@@ -146,7 +154,7 @@ def denoise(
     given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
                                    device=device, precision=precision, threads=threads, seed=seed, r3_t=r3_t,
                                    r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
-                                   adapt_lr=adapt_lr).items() if v is not None}
+                                   adapt_lr=adapt_lr, compile=compile or None, strength=strength).items() if v is not None}
     top = {k: v for k, v in dict(output=output, weights=weights, suffix=suffix, format=format,
                                  shard=shard, save_adapted=save_adapted).items() if v is not None}
     try:
@@ -405,6 +413,8 @@ def evaluate(
     tile_overlap: OverlapOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    strength: StrengthOpt = None,
+    compile: CompileOpt = False,
     metric_convention: Annotated[Optional[str], typer.Option(help="sdap (default: uint8 RGB, Gaussian SSIM), "
                                  "apbsn (float 0-255, 7x7 uniform SSIM) or y (BT.601 luma).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N images (blocks).")] = None,
@@ -418,7 +428,8 @@ def evaluate(
                       "the .mat bundle.")] = None,
     adapt: Annotated[bool, typer.Option("--adapt", help="Fine-tune a copy of the weights on the noisy "
                      "images first (as `sdap denoise --adapt`).")] = False,
-    adapt_iters: Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")] = None,
+    adapt_iters: AdaptItersOpt = None,
+    adapt_lr: AdaptLrOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table (errors only).")] = False,
 ) -> None:
     """Score denoising with PSNR/SSIM against clean references, and write benchmark submissions.
@@ -432,7 +443,8 @@ def evaluate(
 
     given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
                                    device=device, precision=precision, adapt=adapt or None,
-                                   adapt_iters=adapt_iters).items() if v is not None}
+                                   adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None,
+                                   strength=strength).items() if v is not None}
     top = {k: v for k, v in dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean,
                                  denoised=denoised, weights=weights, convention=metric_convention, limit=limit,
                                  save=save, csv=csv, json=json_file, figure=figure,

@@ -56,6 +56,12 @@ class InferenceConfig(_Strict):
     """Arithmetic of the network; 'auto': bf16 where the hardware has it, else fp32."""
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads for PyTorch; None: PyTorch's default."""
+    strength: float = Field(1.0, ge=0.0, le=1.0)
+    """Denoising strength s: output = input + s * (denoised - input). 1 (default): full; 0.5 keeps the
+    fine detail the network smooths away on light noise (clean DSLR shots); 0: the input."""
+    compile: bool = False
+    """torch.compile the network for inference (CPU: inductor with frozen weights and fused oneDNN
+    kernels; CUDA: also CUDA graphs per tile shape). Costs seconds to a minute per image size."""
     adapt: bool = False
     """Fine-tune a copy of the weights on the images being denoised first (SDAP(S)-style)."""
     adapt_iters: int = Field(100, ge=1)

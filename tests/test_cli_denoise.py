@@ -170,6 +170,18 @@ def test_bad_option_values_exit_2(tmp_path):
     assert r.exit_code == 2 and "--refine" in r.output
     r = invoke("denoise", tmp_path, "--tile", "100", "--tile-overlap", "60")
     assert r.exit_code == 2 and "tile" in r.output
+    r = invoke("denoise", tmp_path, "--strength", "1.5")
+    assert r.exit_code == 2 and "--strength" in r.output and "Traceback" not in r.output
+
+
+def test_strength_zero_writes_the_input_back(tmp_path, weights):
+    src = write_png(tmp_path / "a.png", noisy_rgb(20, 18))
+    r = invoke("denoise", src, "-o", tmp_path / "out", "-w", weights, "--strength", "0")
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(read(tmp_path / "out" / "a.png"), read(src))
+    r = invoke("denoise", src, "-o", tmp_path / "half", "-w", weights, "--strength", "0.5", "--json")
+    assert r.exit_code == 0 and not np.array_equal(read(tmp_path / "half" / "a.png"), read(src))
+    assert json.loads(r.stdout)["strength"] == 0.5
 
 
 def test_stdin_stdout_pipe(tmp_path, weights):

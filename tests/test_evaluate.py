@@ -368,3 +368,22 @@ def test_evaluate_with_adapt_changes_the_scores(tmp_path):
     assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
     assert [r["psnr"] for r in a["images"]] != [r["psnr"] for r in b["images"]]
+
+
+@pytest.mark.parametrize("model", ["teacher", "student"])
+def test_bf16_costs_at_most_0_01_db_against_fp32_on_the_sidd_blocks(tmp_path, model):
+    """Issue 8: bf16 inference of the shipped weights may not lose more than 0.01 dB mean PSNR to fp32
+    on the 5 SIDD validation blocks."""
+    from tests.conftest import shared_data
+
+    root = shared_data("sidd_val_blocks", "p1y2z3_SDAP")
+    psnr = {}
+    for precision in ("fp32", "bf16"):
+        r = invoke("--data-dir", root, "--model", model, "--device", "cpu", "--precision", precision,
+                   "--json", tmp_path / f"{precision}.json", "-q")
+        assert r.exit_code == 0, r.output
+        js = json.loads((tmp_path / f"{precision}.json").read_text())
+        assert js["precision"] == precision and len(js["images"]) == 5
+        psnr[precision] = js["summary"]["psnr"]["mean"]
+    assert psnr["fp32"] > 25                                  # the network really denoised (input: 22.15 dB)
+    assert psnr["bf16"] >= psnr["fp32"] - 0.01, psnr

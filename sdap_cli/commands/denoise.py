@@ -55,6 +55,7 @@ class DenoiseResult:
     device: str = ""
     precision: str = ""
     refine: str = ""
+    strength: float = 1.0
     model: str = ""                 # 'teacher' (DBSNl) or 'student'
 
     def count(self, status: str) -> int:
@@ -221,7 +222,8 @@ def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adap
             save_weights(cfg.save_adapted, loaded.model, training=training)
     den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
                         r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
-                        precision=pick_precision(inf.precision, device))
+                        precision=pick_precision(inf.precision, device), compile=inf.compile,
+                        strength=inf.strength)
     return den, loaded
 
 
@@ -283,6 +285,7 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
         result.model = "student" if isinstance(loaded.model, StudentUNet) else "teacher"
     result.refine = cfg.inference.refine if result.model != "student" else "none"
+    result.strength = cfg.inference.strength
     if progress is not None:
         progress.start(len(jobs))
     for i, job in enumerate(jobs):

@@ -85,6 +85,7 @@ class EvalResult:
     device: str = ""
     precision: str = ""
     refine: str = ""
+    strength: float = 1.0
     seconds: float = 0.0
     unmatched: list[str] = field(default_factory=list)
     submission: str | None = None
@@ -458,6 +459,7 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
         den, loaded = build_denoiser_for(cfg.weights, cfg.inference, adapt_images)
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
         result.refine = "student" if isinstance(den, StudentDenoiser) else cfg.inference.refine
+        result.strength = cfg.inference.strength
     kaggle = None                    # (images, blocks, H, W, 3) uint8, allocated at the first block
     dnd_pending: dict[tuple[int, int], np.ndarray] = {}
     best: tuple[float, Row, dict] | None = None

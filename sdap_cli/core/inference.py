@@ -54,28 +54,57 @@ def required_margin(num_module: int, pd: int, refine: str) -> int:
 
 
 def tile_boxes(h: int, w: int, tile: int, margin: int, f: int) -> list[tuple[tuple[int, int, int, int],
-                                                                           tuple[int, int, int, int]]]:
-    """Cover an (h, w) image (multiples of f) with tiles of side <= ``tile``.
+                                                                          tuple[int, int, int, int]]]:
+    """Cover an (h, w) image (multiples of f) with tiles of side <= ``tile``, all of one shape.
 
     Returns ``[(tile_box, core_box), ...]`` with boxes ``(y0, y1, x0, x1)``; cores partition the image,
-    each tile is its core grown by ``margin`` (clipped to the image), and all corners are multiples of f.
+    each tile holds its core grown by ``margin`` (clipped to the image) and all corners are multiples of
+    f. Along each axis the image is split into the fewest cores that fit (``ceil(n / (tile - 2 margin))``)
+    of equal size (up to rounding to f), and every tile is ``core + 2 margin`` long: tiles at the border
+    slide inwards instead of shrinking. So compiled graphs, CUDA graphs and cuDNN's autotuner see one
+    input shape per image, at the cost of one margin of extra work per border tile.
 
     Example:
         >>> len(tile_boxes(100, 100, 100, 10, 2)), len(tile_boxes(100, 100, 60, 10, 2))
         (1, 9)
+        >>> {(t[1] - t[0], t[3] - t[2]) for t, _ in tile_boxes(100, 90, 60, 10, 2)}
+        {(54, 50)}
     """
     if h <= tile and w <= tile:
         return [((0, h, 0, w), (0, h, 0, w))]
-    core = (tile - 2 * margin) // f * f
-    if core < f:
+    core_max = (tile - 2 * margin) // f * f
+    if core_max < f:
         raise ValueError(f"tile {tile} is too small for the overlap {margin}: need tile > {2 * margin + f}")
+
+    def split(n: int) -> tuple[int, int]:               # (core, tile length) along one axis
+        if n <= tile:
+            return n, n
+        parts = -(-n // core_max)
+        core = -(-n // (parts * f)) * f
+        return core, min(core + 2 * margin, n)
+
+    (core_y, th), (core_x, tw) = split(h), split(w)
     boxes = []
-    for cy in range(0, h, core):
-        for cx in range(0, w, core):
-            cb = (cy, min(cy + core, h), cx, min(cx + core, w))
-            tb = (max(cb[0] - margin, 0), min(cb[1] + margin, h), max(cb[2] - margin, 0), min(cb[3] + margin, w))
-            boxes.append((tb, cb))
+    for cy in range(0, h, core_y):
+        for cx in range(0, w, core_x):
+            cb = (cy, min(cy + core_y, h), cx, min(cx + core_x, w))
+            y0 = min(max(cy - margin, 0), h - th)
+            x0 = min(max(cx - margin, 0), w - tw)
+            boxes.append(((y0, y0 + th, x0, x0 + tw), cb))
     return boxes
+
+
+def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` for inference, one graph per input shape (``dynamic=False``; tiles share a shape).
+
+    On CPU, inductor's *freezing* folds the weights into constants and fuses conv + ReLU and conv + add
+    into oneDNN kernels; on CUDA, mode ``reduce-overhead`` also records a CUDA graph per tile shape.
+    The first call per shape compiles (seconds to a minute); it pays off on large images and batches
+    of one size. The weights must not change afterwards (``--adapt`` runs before this).
+    """
+    if device.type == "cuda":
+        return torch.compile(model, mode="reduce-overhead", dynamic=False)
+    return torch.compile(model, dynamic=False, options={"freezing": True})
 
 
 def r3_mask(shape: tuple[int, int, int], y0: int, x0: int, t: int, p: float, seed: int,
@@ -178,6 +207,9 @@ class Denoiser:
         r3_t, r3_p, seed: R3 rounds, replacement probability and seed.
         device: torch device; precision: 'fp32', 'bf16' or 'fp16'; channels_last: NHWC activations
             (faster with oneDNN and cuDNN).
+        compile: run the network through :func:`compile_network`.
+        strength: s in [0, 1]; the result is :math:`y + s\,(\hat x - y)` (1: the network's output, 0: the
+            input). Below 1 it keeps detail the network smooths away on light noise.
 
     Example:
         >>> d = Denoiser(DBSNl(base_ch=8, num_module=1), refine="none")
@@ -195,10 +227,14 @@ class Denoiser:
     device: torch.device = torch.device("cpu")
     precision: str = "fp32"
     channels_last: bool = True
+    compile: bool = False
+    strength: float = 1.0
 
     def __post_init__(self) -> None:
         if self.refine not in REFINES:
             raise ValueError(f"refine must be one of {REFINES}, got {self.refine!r}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength}")
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         self.dtype = dtype
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -207,6 +243,7 @@ class Denoiser:
             p.requires_grad_(False)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        self.network = compile_network(self.model, self.device) if self.compile else self.model
 
     @property
     def margin(self) -> int:
@@ -222,7 +259,9 @@ class Denoiser:
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         s = self.input_scale
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
-        out = self.model(x * s if s != 1 else x)
+        out = self.network(x * s if s != 1 else x)
+        if self.compile and self.device.type == "cuda":
+            out = out.clone()       # a CUDA graph's output buffer is reused by its next replay
         return out.float() / s if s != 1 else out.float()
 
     def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
@@ -265,7 +304,8 @@ class Denoiser:
             tile = auto_tile(self.device, self.bytes_per_pixel, margin, self.pd)
         while True:
             try:
-                return self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
+                out = self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
+                break
             except Exception as e:                      # noqa: BLE001 - only OOM is retried
                 smallest = 2 * margin + 2 * self.pd
                 if not is_oom(e) or tile // 2 < smallest:
@@ -273,6 +313,11 @@ class Denoiser:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 tile = max(tile // 2 // self.pd * self.pd, smallest)
+        if self.strength != 1.0:                        # y + s (x_hat - y), in place
+            np.subtract(out, image, out=out, casting="unsafe")
+            out *= self.strength
+            np.add(out, image, out=out, casting="unsafe")
+        return out
 
     def _denoise_tiled(self, y: torch.Tensor, tile: int, margin: int, on_tile) -> np.ndarray:
         H, W = y.shape[-2:]
@@ -326,11 +371,13 @@ class StudentDenoiser(Denoiser):
 
 def make_denoiser(model: torch.nn.Module, *, input_scale: float = 1.0, refine: str = "e", pd: int = 2,
                   r3_t: int = 8, r3_p: float = 0.16, seed: int = 0, device: torch.device = torch.device("cpu"),
-                  precision: str = "fp32", channels_last: bool = True) -> Denoiser:
+                  precision: str = "fp32", channels_last: bool = True, compile: bool = False,
+                  strength: float = 1.0) -> Denoiser:
     """A Denoiser for a DBSNl teacher (PD-f + ``refine``) or a StudentDenoiser for a student (the
     PD and refinement arguments do not apply to it and are ignored)."""
     if isinstance(model, StudentUNet):
         return StudentDenoiser(model, input_scale=input_scale, device=device, precision=precision,
-                               channels_last=channels_last)
+                               channels_last=channels_last, compile=compile, strength=strength)
     return Denoiser(model, input_scale=input_scale, refine=refine, pd=pd, r3_t=r3_t, r3_p=r3_p, seed=seed,
-                    device=device, precision=precision, channels_last=channels_last)
+                    device=device, precision=precision, channels_last=channels_last, compile=compile,
+                    strength=strength)

@@ -63,8 +63,18 @@ def test_tile_boxes_cover_and_align():
         cover[cy0:cy1, cx0:cx1] += 1
         assert ty0 % 2 == 0 and tx0 % 2 == 0
         assert ty1 - ty0 <= 100 and tx1 - tx0 <= 100
-        assert cy0 - ty0 in (0, 20) and cx0 - tx0 in (0, 20)
+        # the tile holds the core and its margin, clipped to the image
+        assert ty0 <= max(cy0 - 20, 0) and ty1 >= min(cy1 + 20, 250)
+        assert tx0 <= max(cx0 - 20, 0) and tx1 >= min(cx1 + 20, 130)
+        assert 0 <= ty0 and ty1 <= 250 and 0 <= tx0 and tx1 <= 130
     assert (cover == 1).all()
+    # one tile shape for the whole image (compiled graphs and cuDNN autotuning are per shape), and no
+    # more tiles than the fewest that fit: the border tiles do not waste a tile's worth of work
+    assert len({(t[1] - t[0], t[3] - t[2]) for t, _ in boxes}) == 1
+    assert len(boxes) == 5 * 3                                       # ceil(250 / 60) x ceil(130 / 60)
+    (ty0, ty1, tx0, tx1), _ = boxes[0]
+    # equal cores (250 = 5 x 50, 130 <= 3 x 44) plus both margins, not the full 100 x 100 tile
+    assert (ty1 - ty0, tx1 - tx0) == (50 + 40, 44 + 40)
 
 
 def test_margin_covers_the_default_receptive_field():
@@ -123,3 +133,33 @@ def test_auto_tile_is_bounded_aligned_and_scales_with_width():
     assert Denoiser(DBSNl(), precision="bf16").bytes_per_pixel == full_fp32 / 2
     assert auto_tile(cpu, full_fp32 / 2, 88, 2) >= full            # half the bytes per pixel
     assert auto_tile(cpu, Denoiser(DBSNl(base_ch=32)).bytes_per_pixel, 88, 2) >= full
+
+
+def test_compiled_denoiser_matches_eager_on_tiles(tiny_model, device):
+    """--compile (inductor; frozen weights on CPU, CUDA graphs on CUDA) gives the eager result, whole and
+    tiled (one tile shape for all tiles), and leaves the module itself uncompiled."""
+    den = Denoiser(tiny_model, refine="e", device=device, compile=True)
+    assert den.network is not den.model
+    side = 2 * den.margin + 16
+    img = np.random.default_rng(5).random((side + 30, side + 12, 3), dtype=np.float32)
+    eager = Denoiser(tiny_model, refine="e", device=device).denoise(img)
+    tiles = []
+    tiled = den.denoise(img, tile=side, on_tile=lambda done, total: tiles.append(total))
+    assert tiles[-1] > 1
+    np.testing.assert_allclose(tiled, eager, atol=1e-5)
+    np.testing.assert_allclose(den.denoise(img), eager, atol=1e-5)
+
+
+def test_strength_blends_output_with_input_and_tiles_exactly(tiny_model):
+    """strength s gives y + s (x_hat - y): 0 is the input, 1 the network, 0.5 the midpoint, and the
+    blend is per pixel, so tiled == whole still holds."""
+    img = np.random.default_rng(6).random((40, 34, 3), dtype=np.float32)
+    full = Denoiser(tiny_model, refine="none").denoise(img)
+    assert not np.allclose(full, img, atol=1e-3)
+    np.testing.assert_allclose(Denoiser(tiny_model, refine="none", strength=0.0).denoise(img), img, atol=1e-6)
+    half = Denoiser(tiny_model, refine="none", strength=0.5)
+    np.testing.assert_allclose(half.denoise(img), (full + img) / 2, atol=1e-6)
+    tile = 2 * half.margin + 8
+    np.testing.assert_allclose(half.denoise(img, tile=tile), half.denoise(img), atol=1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        Denoiser(tiny_model, strength=1.5)
