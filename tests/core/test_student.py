@@ -51,6 +51,15 @@ def test_tiled_equals_whole_image_on_odd_sizes():
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_compiled_student_matches_eager_on_tiles():
+    net = _random_student()
+    img = np.random.default_rng(1).random((90, 70, 3), dtype=np.float32)
+    eager = StudentDenoiser(net, precision="fp32").denoise(img)
+    den = StudentDenoiser(net, precision="fp32", compile=True, strength=0.75)
+    tiled = den.denoise(img, tile=den.margin * 2 + 24)
+    np.testing.assert_allclose(tiled, img + 0.75 * (eager - img), atol=1e-5)
+
+
 def test_macs_per_pixel_matches_a_hand_count():
     # level 1 (4 px per feature): head 12*8*9 + enc1 2*8*8*9 + dec1 2*8*8*9 + tail 8*12*9 = 4032 -> 1008
     # level 2 (16): down1 8*8*4 + enc2 1152 + dec2 1152 = 2560 -> 160; up1 1x1 8->32 = 256 -> 16
