@@ -67,7 +67,8 @@ def main() -> None:
         for y, x, f in triples:
             k = np.clip(1 - est(y, f) ** 2 / np.maximum((y - f).reshape(-1, 3).var(0), 1e-9), 0, 1)
             ps.append(_psnr(f + k * (y - f), x))
-        print(f"auto ({name}): {np.mean(ps):.2f} dB, worst image {min(p - _psnr(f, x) for p, (y, x, f) in zip(ps, triples)):+.2f} dB")
+        worst = min(p - _psnr(f, x) for p, (y, x, f) in zip(ps, triples))
+        print(f"auto ({name}): {np.mean(ps):.2f} dB, worst image {worst:+.2f} dB")
 
 
 if __name__ == "__main__":

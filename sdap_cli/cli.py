@@ -154,7 +154,8 @@ def denoise(
     given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
                                    device=device, precision=precision, threads=threads, seed=seed, r3_t=r3_t,
                                    r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
-                                   adapt_lr=adapt_lr, compile=compile or None, strength=strength).items() if v is not None}
+                                   adapt_lr=adapt_lr, compile=compile or None,
+                                   strength=strength).items() if v is not None}
     top = {k: v for k, v in dict(output=output, weights=weights, suffix=suffix, format=format,
                                  shard=shard, save_adapted=save_adapted).items() if v is not None}
     try:

@@ -23,7 +23,7 @@ import torch
 from ..config import BenchmarkConfig
 from ..core.checkpoints import load_weights, shipped_student_path
 from ..core.dbsnl import DBSNl, macs_per_pixel
-from ..core.inference import auto_tile, make_denoiser, pick_device, pick_precision, tile_boxes
+from ..core.inference import make_denoiser, pick_device, pick_precision
 from ..core.student import StudentUNet
 from ..errors import ConfigError
 
@@ -112,10 +112,8 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
     big = h * w >= 4_000_000
     warm = img
     if big:     # warm up on one tile of the frame's tile shape (compiled graphs and oneDNN caches are per shape)
-        tile = cfg.tile or auto_tile(device, den.bytes_per_pixel, den.margin, den.pd)
-        (y0, y1, x0, x1), _ = tile_boxes(-(-h // den.pd) * den.pd, -(-w // den.pd) * den.pd, tile, den.margin,
-                                         den.pd)[0]
-        warm = img[:y1 - y0, :x1 - x0]
+        th, tw = den.tile_shape(h, w, cfg.tile)
+        warm = img[:th, :tw]
     ntiles = []
     for _ in range(cfg.warmup):
         den.denoise(warm, tile=cfg.tile)

@@ -256,6 +256,14 @@ class Denoiser:
         half = 0.5 if self.precision in ("bf16", "fp16") else 1.0
         return _BYTES_PER_PIXEL_128_FP32 * self.model.base_ch / 128 * half
 
+    def tile_shape(self, h: int, w: int, tile: int | None = None) -> tuple[int, int]:
+        """Shape of the tiles :meth:`denoise` feeds the network for an h x w image (all tiles share it)."""
+        hp, wp = -(-h // self.pd) * self.pd, -(-w // self.pd) * self.pd
+        if tile is None:
+            tile = auto_tile(self.device, self.bytes_per_pixel, self.margin, self.pd)
+        (y0, y1, x0, x1), _ = tile_boxes(hp, wp, tile, self.margin, self.pd)[0]
+        return y1 - y0, x1 - x0
+
     def _net(self, x: torch.Tensor) -> torch.Tensor:
         s = self.input_scale
         x = x.to(self.dtype).contiguous(memory_format=self.memory_format)

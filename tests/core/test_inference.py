@@ -163,3 +163,14 @@ def test_strength_blends_output_with_input_and_tiles_exactly(tiny_model):
     np.testing.assert_allclose(half.denoise(img, tile=tile), half.denoise(img), atol=1e-6)
     with pytest.raises(ValueError, match="strength"):
         Denoiser(tiny_model, strength=1.5)
+
+
+def test_tile_shape_is_the_shape_denoise_feeds_the_network(tiny_model):
+    den = Denoiser(tiny_model, refine="none")
+    seen = set()
+    real = den.denoise_tensor
+    den.denoise_tensor = lambda t, origin=(0, 0): (seen.add(tuple(t.shape[-2:])), real(t, origin))[1]
+    img = np.random.default_rng(7).random((75, 61, 3), dtype=np.float32)
+    tile = 2 * den.margin + 10
+    den.denoise(img, tile=tile)
+    assert seen == {den.tile_shape(75, 61, tile)}
