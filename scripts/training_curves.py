@@ -1,10 +1,12 @@
 """Plot validation PSNR against CPU hours for several `sdap train` / `sdap distill` run folders.
 
-Usage: python scripts/training_curves.py RUN [RUN ...] --out docs/training-curves.png [--threads-note TEXT]
+Usage: python scripts/training_curves.py RUN [RUN ...] --out docs/training-curves.png
+A RUN written RUN@H starts at H hours (a run that continues another one's weights with --init).
 Needs matplotlib (``pip install matplotlib``). Reads each RUN/train_log.csv (elapsed_s includes the time
 spent validating) and RUN/config.yaml (for the label). For `sdap train` runs the curve is the PSNR with E
 (``val_psnr_e``), for `sdap distill` runs the student's PSNR (``val_psnr``). A resumed run's elapsed time
-restarts at the resume; this script does not stitch such logs, so use it on uninterrupted runs.
+restarts at the resume; such logs are stitched (each resumed segment continues from the last elapsed time
+logged before it), so the time between the stop and the resume is not counted.
 """
 
 import argparse
@@ -22,23 +24,30 @@ def label(run: Path) -> str:
                 f"batch {cfg['batch']}, patch {cfg['patch']}, {cfg.get('threads') or 'all'} thread(s)")
     m = cfg["model"]
     return (f"DBSNl {m['base_ch']}/{m['num_module']}, batch {cfg['batch']}, patch {cfg['patch']}, "
-            f"lr {cfg['lr']:g}, {cfg.get('threads') or 'all'} thread(s)")
+            f"lr {cfg['lr']:g} {cfg.get('schedule', 'constant')}, {cfg.get('threads') or 'all'} thread(s)")
 
 
 def curve(run: Path) -> tuple[list[float], list[float]]:
     hours, psnr = [], []
+    offset, last = 0.0, 0.0
     with open(run / "train_log.csv", newline="") as fh:
         for row in csv.DictReader(fh):
+            if row["step"] == "step":  # a header repeated by a resume
+                continue
+            t = float(row["elapsed_s"])
+            if t + offset < last:  # elapsed restarted: a resumed segment
+                offset = last
+            last = t + offset
             v = row.get("val_psnr_e") or row.get("val_psnr")
             if v:
-                hours.append(float(row["elapsed_s"]) / 3600)
+                hours.append(last / 3600)
                 psnr.append(float(v))
     return hours, psnr
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("runs", nargs="+")
     ap.add_argument("--out", type=Path, default=Path("docs/training-curves.png"))
     ap.add_argument("--title", default="validation PSNR (5 SIDD blocks) against training time on this CPU")
     ap.add_argument("--noisy", type=float, default=22.15, help="PSNR of the noisy input, drawn as a line")
@@ -48,16 +57,20 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=120)
-    for run in a.runs:
+    fig, ax = plt.subplots(figsize=(10.5, 4.6), dpi=120)
+    for spec in a.runs:
+        path, _, start = spec.partition("@")
+        run = Path(path)
         h, p = curve(run)
-        ax.plot(h, p, marker="o", markersize=3, label=label(run))
+        h = [t + float(start or 0) for t in h]
+        name = label(run) + (f", --init at {float(start):.2f} h" if start else "")
+        ax.plot(h, p, marker="o", markersize=3, label=name)
     ax.axhline(a.noisy, color="gray", linestyle="--", linewidth=1, label="noisy input")
     ax.set_xlabel("hours (wall clock, validation included)")
     ax.set_ylabel("PSNR dB (SDAP convention)")
     ax.set_title(a.title, fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.2, 0.58))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out)

@@ -45,6 +45,9 @@ AdaptItersOpt = Annotated[Optional[int], typer.Option(help="Steps of --adapt (de
 AdaptLrOpt = Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")]
 StrengthOpt = Annotated[Optional[float], typer.Option(help="Denoising strength 0-1: output = input + "
                          "s x (denoised - input). 1 (default) full; ~0.5 keeps fine detail on light noise.")]
+PdOpt = Annotated[Optional[int], typer.Option("--pd", help="PD factor of the teacher's first pass: 2 "
+                  "(SDAP, default) for camera noise correlated between neighbouring pixels; 1 for light, "
+                  "pixel-independent noise (clean DSLR shots).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
                      "student on CPU, the SDAP teacher on CUDA or with --refine/--adapt), teacher or student.")]
 
@@ -117,6 +120,7 @@ def denoise(
     weights: WeightsOpt = None,
     model: ModelOpt = None,
     refine: RefineOpt = None,
+    pd: PdOpt = None,
     tile: TileOpt = None,
     tile_overlap: OverlapOpt = None,
     device: DeviceOpt = None,
@@ -151,7 +155,7 @@ def denoise(
     from .config import DenoiseConfig
     from .console import info, make_progress
 
-    given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
+    given = {k: v for k, v in dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap,
                                    device=device, precision=precision, threads=threads, seed=seed, r3_t=r3_t,
                                    r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
                                    adapt_lr=adapt_lr, compile=compile or None,
@@ -235,7 +239,7 @@ def train(
         raise _fail(str(e), 2) from None
     progress = TrainProgress(cfg.iterations, quiet)
     result = _run(lambda: cmd.run(cfg, resume=resume, on_step=progress.step, on_validate=progress.validate),
-                  progress, f"interrupted; state saved, continue with --resume --out {cfg.out}")
+                  progress, f"interrupted; state and last.safetensors saved, continue with --resume --out {cfg.out}")
     best = result.best
     msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
     if best:
@@ -314,7 +318,7 @@ def distill(
     progress = TrainProgress(cfg.iterations, quiet)
     result = _run(lambda: cmd.run(cfg, resume=resume, on_teacher=progress.teacher, on_step=progress.step,
                                   on_validate=progress.validate),
-                  progress, f"interrupted; state saved, continue with --resume --out {cfg.out}")
+                  progress, f"interrupted; state and last.safetensors saved, continue with --resume --out {cfg.out}")
     best, tv = result.best, result.teacher_val
     msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
     if best:
@@ -410,6 +414,7 @@ def evaluate(
     weights: WeightsOpt = None,
     model: ModelOpt = None,
     refine: RefineOpt = None,
+    pd: PdOpt = None,
     tile: TileOpt = None,
     tile_overlap: OverlapOpt = None,
     device: DeviceOpt = None,
@@ -442,7 +447,7 @@ def evaluate(
     from .config import EvalConfig
     from .console import EvalProgress, info, print_eval_table
 
-    given = {k: v for k, v in dict(model=model, refine=refine, tile=tile, tile_overlap=tile_overlap,
+    given = {k: v for k, v in dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap,
                                    device=device, precision=precision, adapt=adapt or None,
                                    adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None,
                                    strength=strength).items() if v is not None}

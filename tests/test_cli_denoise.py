@@ -184,6 +184,33 @@ def test_strength_zero_writes_the_input_back(tmp_path, weights):
     assert json.loads(r.stdout)["strength"] == 0.5
 
 
+def test_pd_factor_reaches_the_network(tmp_path, weights):
+    """--pd 1 runs the blind-spot network without pixel-shuffle down-sampling: it selects the shipped
+    teacher under --model auto, the written file is what the core Denoiser with pd=1 computes, it differs
+    from the PD-2 output, and the JSON records the factor."""
+    from sdap_cli.core.checkpoints import load_weights
+    from sdap_cli.core.images import read_image
+    from sdap_cli.core.inference import make_denoiser
+    from sdap_cli.core.metrics import to_uint8
+
+    src = write_png(tmp_path / "a.png", noisy_rgb(24, 20))
+    r = invoke("denoise", src, "-o", tmp_path / "pd1", "--precision", "fp32", "--pd", "1", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["pd"] == 1 and summary["model"] == "teacher"
+    r = invoke("denoise", src, "-o", tmp_path / "pd2", "--precision", "fp32", "--model", "teacher", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["pd"] == 2
+    got = read(tmp_path / "pd1" / "a.png")[..., ::-1].astype(int)
+    assert np.abs(got - read(tmp_path / "pd2" / "a.png")[..., ::-1]).max() > 2
+    loaded = load_weights(None)
+    den = make_denoiser(loaded.model, input_scale=loaded.input_scale, pd=1, precision="fp32")
+    want = to_uint8(den.denoise(read_image(src).rgb)).astype(int)
+    assert np.abs(got - want).max() <= 1
+    r = invoke("denoise", src, "-o", tmp_path / "bad", "-w", weights, "--pd", "0")
+    assert r.exit_code == 2 and "--pd" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_stdin_stdout_pipe(tmp_path, weights):
     src = write_png(tmp_path / "a.png", noisy_rgb(14, 15))
     p = subprocess.run([sys.executable, "-m", "sdap_cli", "denoise", "-", "-o", "-", "-w", str(weights)],

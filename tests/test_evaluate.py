@@ -129,6 +129,25 @@ def test_noisy_and_clean_in_one_folder_pair_real_with_mean(tmp_path, weights):
         assert row["psnr_in"] == pytest.approx(want[0], abs=1e-9)
 
 
+def test_pd_1_scores_the_pd_1_outputs(tmp_path):
+    """evaluate --pd 1 (shipped teacher): the scores are those of the saved outputs, which differ from
+    PD-2's, and the JSON records the factor."""
+    noisy, clean = fixture_pair(24, 28, seed=3)
+    write_png(tmp_path / "noisy" / "x.png", noisy)
+    write_png(tmp_path / "clean" / "x.png", clean)
+    psnr = {}
+    for pd in (1, 2):
+        r = invoke("--noisy", tmp_path / "noisy", "--clean", tmp_path / "clean", "--model", "teacher", "--pd", pd,
+                   "--save", tmp_path / f"out{pd}", "--json", tmp_path / f"r{pd}.json", "--device", "cpu")
+        assert r.exit_code == 0, r.output
+        result = json.loads((tmp_path / f"r{pd}.json").read_text())
+        assert result["pd"] == pd
+        psnr[pd] = result["images"][0]["psnr"]
+        want = sk_sdap(read_rgb(tmp_path / f"out{pd}" / "x.png"), read_rgb(tmp_path / "clean" / "x.png"))
+        assert psnr[pd] == pytest.approx(want[0], abs=1e-6)
+    assert psnr[1] != pytest.approx(psnr[2], abs=1e-3)
+
+
 def test_denoised_mode_needs_no_weights_and_matches_skimage(tmp_path):
     for i in range(3):
         noisy, clean = fixture_pair(32, 32, seed=i)

@@ -182,6 +182,8 @@ def test_sigterm_saves_state_for_resume(tmp_path, data):
     assert "--resume" in err and "Traceback" not in err
     st = torch.load(run / "state.pt", weights_only=False)
     assert 0 < st["step"] < 100000
+    last = load_weights(run / "last.safetensors")             # usable weights of the step it stopped at
+    assert last.metadata["training"]["iterations"] == st["step"]
 
 
 def test_validation_from_sidd_mat_files(tmp_path):

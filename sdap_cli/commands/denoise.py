@@ -56,6 +56,7 @@ class DenoiseResult:
     precision: str = ""
     refine: str = ""
     strength: float = 1.0
+    pd: int = 2
     model: str = ""                 # 'teacher' (DBSNl) or 'student'
 
     def count(self, status: str) -> int:
@@ -286,6 +287,7 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
         result.model = "student" if isinstance(loaded.model, StudentUNet) else "teacher"
     result.refine = cfg.inference.refine if result.model != "student" else "none"
     result.strength = cfg.inference.strength
+    result.pd = cfg.inference.pd if result.model != "student" else 1
     if progress is not None:
         progress.start(len(jobs))
     for i, job in enumerate(jobs):

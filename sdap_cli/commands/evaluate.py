@@ -86,6 +86,7 @@ class EvalResult:
     precision: str = ""
     refine: str = ""
     strength: float = 1.0
+    pd: int = 2
     seconds: float = 0.0
     unmatched: list[str] = field(default_factory=list)
     submission: str | None = None
@@ -460,6 +461,7 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
         result.refine = "student" if isinstance(den, StudentDenoiser) else cfg.inference.refine
         result.strength = cfg.inference.strength
+        result.pd = 1 if isinstance(den, StudentDenoiser) else cfg.inference.pd
     kaggle = None                    # (images, blocks, H, W, 3) uint8, allocated at the first block
     dnd_pending: dict[tuple[int, int], np.ndarray] = {}
     best: tuple[float, Row, dict] | None = None

@@ -355,8 +355,10 @@ def fit(cfg, recipe: Recipe, env: Setup, *, resume: bool = False,
                     save_weights(out / f"step_{step:07d}.safetensors", model, training=summary(step), dtype=store)
             if step >= stop:
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:                    # Ctrl-C or SIGTERM: resumable state plus usable weights
         save_state(step)
+        if rank == 0:
+            save_weights(out / "last.safetensors", model, training=summary(step), dtype=store)
         raise
     finally:
         if previous_term is not None:
