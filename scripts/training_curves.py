@@ -32,8 +32,6 @@ def curve(run: Path) -> tuple[list[float], list[float]]:
     offset, last = 0.0, 0.0
     with open(run / "train_log.csv", newline="") as fh:
         for row in csv.DictReader(fh):
-            if row["step"] == "step":  # a header repeated by a resume
-                continue
             t = float(row["elapsed_s"])
             if t + offset < last:  # elapsed restarted: a resumed segment
                 offset = last

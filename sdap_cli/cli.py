@@ -49,7 +49,7 @@ PdOpt = Annotated[Optional[int], typer.Option("--pd", help="PD factor of the tea
                   "(SDAP, default) for camera noise correlated between neighbouring pixels; 1 for light, "
                   "pixel-independent noise (clean DSLR shots).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
-                     "student on CPU, the SDAP teacher on CUDA or with --refine/--adapt), teacher or student.")]
+                     "student on CPU, the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.")]
 
 # Options shared by train and distill.
 DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
