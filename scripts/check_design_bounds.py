@@ -1,0 +1,119 @@
+"""Static design bounds over the package (ast only, nothing is imported).
+
+    python scripts/check_design_bounds.py [PACKAGE_DIR]      # default: sdap_cli next to this folder
+
+Prints one count per bound and exits 1 if any bound fails:
+
+* files over 400 lines;
+* function bodies over 60 lines (from the first statement after the docstring to the last line);
+* private names (``_x``) imported from another module of the package;
+* modules of ``commands/`` importing another command module;
+* atomic-rename sites (calls of ``os.replace`` / ``os.rename`` / ``Path.rename``/``.replace(`` with a
+  path): exactly one allowed;
+* ``isinstance`` checks on a network class (``DBSNl``, ``StudentUNet``) outside the network modules,
+  the network table and the checkpoint loading code.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+MAX_FILE_LINES = 400
+MAX_BODY_LINES = 60
+NETWORK_CLASSES = {"DBSNl", "StudentUNet"}
+# where asking for a network's class is allowed: the networks themselves, their table, the loading code
+NETWORK_MODULES = {"core/dbsnl.py", "core/student.py", "core/networks.py", "core/checkpoints.py"}
+
+
+def _module_name(rel: Path) -> str:
+    return ".".join(rel.with_suffix("").parts)
+
+
+def _resolve(mod: str, node: ast.ImportFrom) -> str:
+    """Absolute dotted name (inside the package) of a ``from X import`` target."""
+    if node.level == 0:
+        return node.module or ""
+    base = mod.split(".")[:-node.level]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    body = fn.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]
+    if not body:
+        return 0
+    return body[-1].end_lineno - body[0].lineno + 1
+
+
+def check(pkg: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {k: [] for k in ("long_files", "long_functions", "private_imports",
+                                                    "command_imports", "atomic_renames", "network_dispatch")}
+    top = pkg.name
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg)
+        where = rel.as_posix()
+        text = path.read_text()
+        tree = ast.parse(text)
+        mod = _module_name(Path(top) / rel)
+        if rel.name == "__init__.py":
+            mod = mod.removesuffix(".__init__") + ".__init__"
+        n = len(text.splitlines())
+        if n > MAX_FILE_LINES:
+            found["long_files"].append(f"{where}: {n} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                b = _body_lines(node)
+                if b > MAX_BODY_LINES:
+                    found["long_functions"].append(f"{where}:{node.lineno} {node.name}: {b} lines")
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(mod, node)
+                if not target.startswith(top):
+                    continue
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.endswith("__") and target != mod:
+                        found["private_imports"].append(f"{where}:{node.lineno} {a.name} from {target}")
+                if where.startswith("commands/") and rel.name != "__init__.py":
+                    names = [target] + [f"{target}.{a.name}" for a in node.names]
+                    if any(t.startswith(f"{top}.commands.") and t != mod for t in names) or \
+                            (target == f"{top}.commands" and node.names):
+                        found["command_imports"].append(f"{where}:{node.lineno} from {target}")
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Attribute) and f.attr in ("replace", "rename"):
+                    is_os = isinstance(f.value, ast.Name) and f.value.id == "os"
+                    # str.replace(a, b) takes two string arguments; os.replace / Path.replace take paths
+                    if is_os or (f.attr == "rename" and len(node.args) == 1):
+                        found["atomic_renames"].append(f"{where}:{node.lineno}")
+                if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 \
+                        and where not in NETWORK_MODULES:
+                    names = {x.id for x in ast.walk(node.args[1]) if isinstance(x, ast.Name)}
+                    names |= {x.attr for x in ast.walk(node.args[1]) if isinstance(x, ast.Attribute)}
+                    if names & NETWORK_CLASSES:
+                        found["network_dispatch"].append(f"{where}:{node.lineno}")
+    return found
+
+
+LIMITS = {"long_files": 0, "long_functions": 0, "private_imports": 0, "command_imports": 0,
+          "atomic_renames": 1, "network_dispatch": 0}
+
+
+def main(argv: list[str]) -> int:
+    pkg = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[1] / "sdap_cli"
+    found = check(pkg)
+    ok = True
+    for key, items in found.items():
+        limit = LIMITS[key]
+        bad = len(items) > limit
+        ok &= not bad
+        print(f"{key}: {len(items)} (limit {limit}){'  FAIL' if bad else ''}")
+        for item in items:
+            print(f"    {item}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
