@@ -115,7 +115,7 @@ def shipped(tmp_path, monkeypatch):
     """Pretend this installation ships a tiny teacher and a tiny student."""
     teacher = tiny_weights(tmp_path / "w" / "teacher.safetensors")
     student = tiny_student(tmp_path / "w" / "student.safetensors")
-    import sdap_cli.commands.denoise as d
+    import sdap_cli.core.denoisers as d
     import sdap_cli.core.checkpoints as c
 
     monkeypatch.setattr(c, "default_weights_path", lambda name=c.DEFAULT_WEIGHTS_NAME: teacher)
@@ -164,7 +164,7 @@ def test_model_mismatch_and_teacher_options_on_a_student_are_one_line_errors(shi
 
 
 def test_model_student_without_a_shipped_student(shipped, monkeypatch):
-    import sdap_cli.commands.denoise as d
+    import sdap_cli.core.denoisers as d
 
     tmp, _, _ = shipped
     monkeypatch.setattr(d, "shipped_student_path", lambda: None)

@@ -11,7 +11,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.commands.evaluate import pair_key
+from sdap_cli.core.datasets import pair_key
 from sdap_cli.core.metrics import psnr_ssim
 from sdap_cli.core.submissions import (read_dnd_bundle, read_sidd_kaggle_csv, write_dnd_bundle,
                                        write_sidd_kaggle_csv)
@@ -358,7 +358,9 @@ def test_dnd_run_writes_one_file_per_image(tmp_path, weights, monkeypatch):
             for (i, k), b in blocks.items():
                 yield i, k, b
 
-    monkeypatch.setattr(cmd, "load_dnd", lambda root: FakeDnd())
+    import sdap_cli.core.evalsets as evalsets
+
+    monkeypatch.setattr(evalsets, "load_dnd", lambda root: FakeDnd())
     inf = InferenceConfig(refine="none", device="cpu", precision="fp32")
     cfg = EvalConfig(dataset="dnd", data_dir=tmp_path, weights=weights, inference=inf, submit=tmp_path / "b")
     result = cmd.run(cfg)

@@ -2,8 +2,8 @@
 
 Each setting runs in a fresh child process (spawn), so its peak memory (CPU: peak RSS of the child;
 CUDA: ``max_memory_allocated``) is its own and nothing it allocates leaks into the next setting.
-Achieved MAC/s uses the analytic count (``dbsnl.macs_per_pixel`` or ``StudentUNet.macs_per_pixel`` x
-pixels x passes; tile overlap is extra work and not counted). Several networks (``--model
+Achieved MAC/s uses the analytic count (the network's ``macs_per_pixel()`` x pixels x the passes of
+its refinement, ``refine.REFINEMENTS``; tile overlap is extra work and not counted). Several networks (``--model
 default,student``) are timed in one run, so their ratio is measured under the same conditions.
 """
 
@@ -22,13 +22,12 @@ import torch
 
 from ..config import BenchmarkConfig
 from ..core.checkpoints import load_weights, shipped_student_path
-from ..core.dbsnl import DBSNl, macs_per_pixel
-from ..core.inference import make_denoiser, pick_device, pick_precision
-from ..core.student import StudentUNet
+from ..core.dbsnl import DBSNl
+from ..core.device import choose_device, pick_device, pick_precision
+from ..core.inference import make_denoiser
 from ..errors import ConfigError
 
 SIZES = {"12mp": (3000, 4000), "24mp": (4000, 6000)}
-PASSES = {"none": 1, "e": 2}
 
 
 @dataclass
@@ -60,8 +59,8 @@ class BenchmarkResult:
 
 
 def network_macs(model: torch.nn.Module) -> float:
-    """Analytic MACs per pixel of one pass of a teacher (DBSNl) or student."""
-    return model.macs_per_pixel() if isinstance(model, StudentUNet) else float(macs_per_pixel(model))
+    """Analytic MACs per pixel of one pass of a network (each network counts its own)."""
+    return float(model.macs_per_pixel())
 
 
 def environment(device: torch.device, threads: int | None, networks: dict[str, torch.nn.Module]) -> dict:
@@ -134,7 +133,7 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
             den.denoise(img, tile=cfg.tile, on_tile=lambda d, t: ntiles.append(t))
             times.append(time.perf_counter() - t0)
     t = float(np.mean(times))
-    passes = 1 if isinstance(model, StudentUNet) else PASSES.get(row.refine, 1 + den.r3_t)
+    passes = den.passes                      # from refine.REFINEMENTS (1 for a one-pass network)
     row.ms, row.ms_min = t * 1000, min(times) * 1000
     row.mpix_per_s = h * w / 1e6 / t
     row.gmac_per_s = h * w * network_macs(model) * passes / t / 1e9
@@ -157,17 +156,15 @@ def _child(args):
 
 def run(cfg: BenchmarkConfig, on_row=None) -> BenchmarkResult:
     """Time every combination of the config's lists; ``on_row(row)`` after each."""
-    try:
-        device = pick_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    device = choose_device(cfg.device)
     names = ["weights"] if cfg.weights is not None else list(dict.fromkeys(cfg.model))
     networks = {n: _model(cfg, n) for n in names}
     result = BenchmarkResult(env=environment(device, cfg.threads, networks))
     ctx = mp.get_context("spawn")
     settings = []
-    for name in names:                       # a student has one pass: its rows carry refine 'student'
-        refines = ["student"] if isinstance(networks[name], StudentUNet) else cfg.refine
+    for name in names:          # a network without a choice of refinement: its rows carry its kind ('student')
+        net = networks[name]
+        refines = cfg.refine if len(net.refines) > 1 else [net.kind]
         settings += [(name,) + s for s in itertools.product(cfg.sizes, refines, cfg.precision,
                                                              cfg.channels_last, cfg.compile)]
     for name, size, refine, prec, cl, comp in settings:

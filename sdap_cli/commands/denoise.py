@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import torch
+import numpy as np
 
 from ..config import DenoiseConfig, InferenceConfig
 from ..core import images
-from ..core.adapt import adapt
-from ..core.checkpoints import LoadedWeights, load_weights, save_weights, shipped_student_path
-from ..core.inference import Denoiser, is_oom, make_denoiser, pick_device, pick_precision
-from ..core.student import StudentUNet
+from ..core.denoisers import build_denoiser
+from ..core.device import is_oom
+from ..core.inference import Denoiser
 from ..errors import ConfigError, InputError, OutputError, SdapError
 
 STDIO = "-"
@@ -167,73 +166,29 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return [j for i, j in enumerate(ordered) if i % n == k - 1]
 
 
-TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
+def denoise_image(den: Denoiser, rgb: np.ndarray, inf: InferenceConfig, on_tile=None) -> np.ndarray:
+    """The per-image step: float ``(H, W, 3)`` in [0, 1] -> denoised float32, tiled as ``inf`` says.
 
-
-def choose_weights(weights, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
-    """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
-
-    'auto' without a weights file: the shipped student on CPU/MPS if there is one, unless a teacher
-    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher on CUDA and otherwise.
+    This is where a choice per image (which network, which PD factor, how much of the input to keep)
+    belongs; today every image goes through the one ``den``.
     """
-    teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
-    if weights is None:
-        student = shipped_student_path()
-        if inf.model == "student" and student is None:
-            raise ConfigError("--model student: this installation ships no student weights; pass --weights FILE")
-        use_student = inf.model == "student" or (inf.model == "auto" and student is not None
-                                                 and device.type != "cuda" and not teacher_opts)
-        loaded = load_weights(student if use_student else None)
-    else:
-        loaded = load_weights(weights)
-    is_student = isinstance(loaded.model, StudentUNet)
-    if inf.model == "teacher" and is_student:
-        raise ConfigError(f"{loaded.path}: --model teacher, but this file holds a distilled student")
-    if inf.model == "student" and not is_student:
-        raise ConfigError(f"{loaded.path}: --model student, but this file holds a blind-spot teacher (DBSNl)")
-    if is_student and teacher_opts:
-        flags = ", ".join("--" + o.replace("_", "-") for o in teacher_opts)
-        raise ConfigError(f"{flags}: options of the blind-spot teacher; the student ({loaded.path.name}) makes "
-                          "one plain pass. Use --model teacher")
-    return loaded
+    return den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile)
 
 
-def build_denoiser(cfg: DenoiseConfig, adapt_images: list | None = None, on_adapt=None
-                   ) -> tuple[Denoiser, LoadedWeights]:
-    """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser (a
-    StudentDenoiser for a distilled student)."""
-    inf = cfg.inference
-    try:
-        device = pick_device(inf.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if inf.threads:
-        torch.set_num_threads(inf.threads)
-    loaded = choose_weights(cfg.weights, inf, device)
-    if adapt_images:
-        if loaded.input_scale != 1.0:
-            raise ConfigError(f"{loaded.path}: --adapt needs weights on 0-1 input (not AP-BSN's)")
-        loaded.model = adapt(loaded.model, adapt_images, iterations=inf.adapt_iters, lr=inf.adapt_lr,
-                             precision=pick_precision(inf.precision, device), device=device, seed=inf.seed,
-                             on_step=on_adapt)
-        if cfg.save_adapted is not None:
-            training = dict(loaded.metadata.get("training", {}))
-            training["adapted"] = {"from": str(loaded.path), "iterations": inf.adapt_iters, "lr": inf.adapt_lr,
-                                   "images": len(adapt_images)}
-            save_weights(cfg.save_adapted, loaded.model, training=training)
-    den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
-                        r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
-                        precision=pick_precision(inf.precision, device), compile=inf.compile,
-                        strength=inf.strength)
-    return den, loaded
+def _output_format(job: Job, cfg: DenoiseConfig) -> str:
+    fmt = None if cfg.format == "same" else cfg.format
+    if job.output == STDIO:
+        return fmt or "png"
+    return fmt or images.format_for_suffix(Path(job.output).suffix)
 
 
 def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
+    """Read one input, denoise it (:func:`denoise_image`) and write its output atomically."""
     t0 = time.perf_counter()
     img = images.read_image(job.source)
     on_tile = progress.tile if progress is not None else None
     try:
-        rgb = den.denoise(img.rgb, tile=cfg.inference.tile, overlap=cfg.inference.tile_overlap, on_tile=on_tile)
+        rgb = denoise_image(den, img.rgb, cfg.inference, on_tile)
         mp = img.height * img.width / 1e6
         img.rgb = None              # the input pixels are not needed to write the output: free them first
     except Exception as e:                                  # noqa: BLE001
@@ -241,11 +196,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
             raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "
                             f"or --precision bf16") from None
         raise
-    fmt = None if cfg.format == "same" else cfg.format
-    if job.output == STDIO:
-        fmt = fmt or "png"
-    elif fmt is None:
-        fmt = images.format_for_suffix(Path(job.output).suffix)
+    fmt = _output_format(job, cfg)
     if job.output != STDIO:
         parent = Path(job.output).parent
         try:
@@ -256,6 +207,44 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
     return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp)
 
 
+def _run_job(den: Denoiser | None, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
+    """One job's result; a failure of this file becomes a failed FileResult, never an exception."""
+    if job.error is not None:
+        return FileResult(job.source, job.output, "failed", job.error)
+    if job.skip_reason is not None:
+        return FileResult(job.source, job.output, "skipped", job.skip_reason)
+    try:
+        return denoise_file(den, job, cfg, progress)
+    except SdapError as e:
+        return FileResult(job.source, job.output, "failed", str(e))
+    except Exception as e:                           # noqa: BLE001 - the batch goes on
+        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        return FileResult(job.source, job.output, "failed", f"{job.source}: {type(e).__name__}: {msg}")
+
+
+def _adapt_images(runnable: list[Job]) -> list[np.ndarray]:
+    """The readable inputs, for ``--adapt`` (unreadable ones are reported when their job runs)."""
+    out = []
+    for job in runnable:
+        try:
+            out.append(images.read_image(job.source).rgb)
+        except SdapError:
+            pass
+    if runnable and runnable[0].source == STDIO:
+        raise ConfigError("--adapt cannot read stdin twice; give files")
+    return out
+
+
+def _plan(cfg: DenoiseConfig) -> tuple[list[Job], list[FileResult]]:
+    """Jobs (inputs with their planned outputs, this shard only) and the inputs that failed to resolve."""
+    jobs, failures = resolve_inputs(cfg.inputs, cfg.recursive)
+    jobs = shard(jobs, *cfg.shard_k_n)
+    if cfg.output == STDIO and len(jobs) + len(failures) > 1:
+        raise ConfigError("--output - (stdout) takes exactly one input")
+    plan_outputs(jobs, cfg)
+    return jobs, failures
+
+
 def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     """Denoise every input of ``cfg``; never raises for a single bad file.
 
@@ -263,28 +252,16 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
         SdapError: for problems that stop everything (weights, device, output '-' with many inputs).
     """
     t0 = time.perf_counter()
-    jobs, failures = resolve_inputs(cfg.inputs, cfg.recursive)
-    jobs = shard(jobs, *cfg.shard_k_n)
-    if cfg.output == STDIO and len(jobs) + len(failures) > 1:
-        raise ConfigError("--output - (stdout) takes exactly one input")
-    plan_outputs(jobs, cfg)
+    jobs, failures = _plan(cfg)
     result = DenoiseResult(files=list(failures))
     runnable = [j for j in jobs if j.error is None and j.skip_reason is None]
     den = None
     if runnable:
-        adapt_images = None
-        if cfg.inference.adapt:
-            adapt_images = []
-            for job in runnable:
-                try:
-                    adapt_images.append(images.read_image(job.source).rgb)
-                except SdapError:
-                    pass                      # reported when the job itself runs
-            if runnable and runnable[0].source == STDIO:
-                raise ConfigError("--adapt cannot read stdin twice; give files")
-        den, loaded = build_denoiser(cfg, adapt_images, getattr(progress, "adapt", None))
+        den, loaded = build_denoiser(cfg.weights, cfg.inference,
+                                     adapt_images=_adapt_images(runnable) if cfg.inference.adapt else None,
+                                     save_adapted=cfg.save_adapted, on_adapt=getattr(progress, "adapt", None))
         result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
-        result.model = "student" if isinstance(loaded.model, StudentUNet) else "teacher"
+        result.model = den.model.role
     result.refine = cfg.inference.refine if result.model != "student" else "none"
     result.strength = cfg.inference.strength
     result.pd = cfg.inference.pd if result.model != "student" else 1
@@ -293,18 +270,7 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     for i, job in enumerate(jobs):
         if progress is not None:
             progress.file_start(i, job)
-        if job.error is not None:
-            fr = FileResult(job.source, job.output, "failed", job.error)
-        elif job.skip_reason is not None:
-            fr = FileResult(job.source, job.output, "skipped", job.skip_reason)
-        else:
-            try:
-                fr = denoise_file(den, job, cfg, progress)
-            except SdapError as e:
-                fr = FileResult(job.source, job.output, "failed", str(e))
-            except Exception as e:                           # noqa: BLE001 - the batch goes on
-                msg = str(e).splitlines()[0][:200] if str(e) else ""
-                fr = FileResult(job.source, job.output, "failed", f"{job.source}: {type(e).__name__}: {msg}")
+        fr = _run_job(den, job, cfg, progress)
         result.files.append(fr)
         if progress is not None:
             progress.file_done(i, fr)
@@ -312,5 +278,5 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     return result
 
 
-__all__ = ["run", "resolve_inputs", "plan_outputs", "shard", "Job", "FileResult", "DenoiseResult",
-           "InputError", "OutputError"]
+__all__ = ["run", "resolve_inputs", "plan_outputs", "shard", "denoise_image", "denoise_file", "Job",
+           "FileResult", "DenoiseResult", "InputError", "OutputError"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,15 +27,22 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
+from .atomic import atomic_write
 from .dbsnl import DBSNl
 from .student import StudentUNet
 
 __all__ = ["LoadedWeights", "load_weights", "save_weights", "default_weights_path", "shipped_student_path",
-           "arch_from_state_dict", "FORMAT_TAG", "STUDENT_WEIGHTS_NAME"]
+           "arch_from_state_dict", "FORMAT_TAG", "STUDENT_WEIGHTS_NAME", "NETWORKS"]
 
 FORMAT_TAG = "sdap-cli/1"
 DEFAULT_WEIGHTS_NAME = "sdap_default.safetensors"
 STUDENT_WEIGHTS_NAME = "sdap_student.safetensors"
+
+# The one table from a weight file's ``network`` metadata to the network class (``kind`` is the key;
+# files without the key are DBSNl). A network class answers for itself: ``arch`` (its constructor
+# arguments, stored as metadata), ``role``, ``align``, ``refines``, ``pd_factors``, ``receptive_radius``,
+# ``activation_bytes_per_pixel`` and ``macs_per_pixel()``.
+NETWORKS: dict[str, type[torch.nn.Module]] = {cls.kind: cls for cls in (DBSNl, StudentUNet)}
 
 
 @dataclass
@@ -84,33 +90,23 @@ def arch_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
     return {"in_ch": int(in_ch), "out_ch": int(out_ch), "base_ch": int(base_ch), "num_module": len(blocks)}
 
 
-def _build(sd: dict[str, torch.Tensor], arch: dict, path: Path, allow_missing_masks: bool) -> DBSNl:
+def _build(cls: type[torch.nn.Module], sd: dict[str, torch.Tensor], arch: dict, path: Path) -> torch.nn.Module:
+    """``cls(**arch)`` with the weights ``sd``; the constant ``mask`` buffers may be absent (our files
+    drop them), every other tensor must fit exactly."""
+    name = cls.__name__
     try:
-        model = DBSNl(**arch)
+        model = cls(**arch)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: unusable architecture {arch} ({e})") from None
+        raise CheckpointError(f"{path}: unusable {name} architecture {arch} ({e})") from None
     try:
         missing, unexpected = model.load_state_dict(sd, strict=False)
     except RuntimeError as e:                       # shape mismatches
         detail = next((l.strip() for l in str(e).splitlines() if "size mismatch" in l), "shape mismatch")
-        raise CheckpointError(f"{path}: weights do not fit DBSNl{tuple(arch.values())} ({detail[:120]})") from None
-    if allow_missing_masks:
-        missing = [k for k in missing if not k.endswith(".mask")]
+        raise CheckpointError(f"{path}: weights do not fit {name}{tuple(arch.values())} ({detail[:120]})") from None
+    missing = [k for k in missing if not k.endswith(".mask")]
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"{path}: weights do not fit DBSNl{tuple(arch.values())} ({what})")
-    return model.eval()
-
-
-def _build_student(sd: dict[str, torch.Tensor], arch: dict, path: Path) -> StudentUNet:
-    try:
-        model = StudentUNet(**arch)
-        model.load_state_dict(sd, strict=True)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: unusable student architecture {arch} ({e})") from None
-    except RuntimeError as e:
-        detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), "layout mismatch")
-        raise CheckpointError(f"{path}: weights do not fit StudentUNet {arch} ({detail[:120]})") from None
+        raise CheckpointError(f"{path}: weights do not fit {name}{tuple(arch.values())} ({what})")
     return model.eval()
 
 
@@ -143,19 +139,18 @@ def _load_safetensors(path: Path) -> LoadedWeights:
             sd = {k: f.get_tensor(k).float() for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a weights file we can read ({str(e).splitlines()[0][:80]})") from None
-    if meta.get("format") == FORMAT_TAG and meta.get("network") == "student":
-        arch = json.loads(meta["arch"])
-        training = json.loads(meta.get("training", "{}"))
-        return LoadedWeights(_build_student(sd, arch, path), float(meta.get("input_scale", "1")), "sdap-cli",
-                             path, {"arch": arch, "training": training, "network": "student"})
     if meta.get("format") == FORMAT_TAG:
+        kind = meta.get("network", DBSNl.kind)
+        if kind not in NETWORKS:
+            raise CheckpointError(f"{path}: unknown network {kind!r} (this version knows {sorted(NETWORKS)})")
         arch = json.loads(meta["arch"])
         scale = float(meta.get("input_scale", "1"))
         training = json.loads(meta.get("training", "{}"))
-    else:                                                  # a bare state_dict in safetensors
-        arch, scale, training = arch_from_state_dict(sd), 1.0, {}
-    model = _build(sd, arch, path, allow_missing_masks=True)
-    return LoadedWeights(model, scale, "sdap-cli", path, {"arch": arch, "training": training})
+    else:                                                  # a bare DBSNl state_dict in safetensors
+        kind, arch, scale, training = DBSNl.kind, arch_from_state_dict(sd), 1.0, {}
+    model = _build(NETWORKS[kind], sd, arch, path)
+    metadata = {"arch": arch, "training": training} | ({"network": kind} if "network" in meta else {})
+    return LoadedWeights(model, scale, "sdap-cli", path, metadata)
 
 
 def _load_pth(path: Path) -> LoadedWeights:
@@ -178,15 +173,15 @@ def _load_pth(path: Path) -> LoadedWeights:
         raise CheckpointError(f"{path}: not an SDAP or AP-BSN checkpoint (non-tensor entries)")
     sd = {k: v.float() for k, v in sd.items()}
     arch = arch_from_state_dict(sd)
-    model = _build(sd, arch, path, allow_missing_masks=True)
+    model = _build(DBSNl, sd, arch, path)
     return LoadedWeights(model, scale, source, path, {"arch": arch, "training": {}})
 
 
-def save_weights(path: str | os.PathLike, model: DBSNl | StudentUNet, *, training: dict | None = None,
+def save_weights(path: str | os.PathLike, model: torch.nn.Module, *, training: dict | None = None,
                  input_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> Path:
     """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``: float16, or
     bfloat16 for networks trained under bf16 autocast), atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()
@@ -195,15 +190,5 @@ def save_weights(path: str | os.PathLike, model: DBSNl | StudentUNet, *, trainin
             "input_scale": repr(float(input_scale)),
             "dtype": str(dtype).removeprefix("torch."), "training": json.dumps(training or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)           # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: fh.write(save(sd, metadata=meta)))
     return path

@@ -21,9 +21,19 @@ import torch
 from ..errors import InputError
 from . import images
 
-__all__ = ["find_noisy_images", "NoisyCrops", "PairedSet", "load_paired_folder", "load_sidd_mat"]
+__all__ = ["find_noisy_images", "NoisyCrops", "PairedSet", "load_paired_folder", "load_sidd_mat",
+           "is_ground_truth", "pair_stem", "pair_key", "VALIDATION_SUBFOLDERS"]
 
 _GT_NAME = re.compile(r"(^gt_|_gt[._]|_mean\.|clean)", re.IGNORECASE)
+# noisy/clean sub-folder names (lower case) of a validation or evaluation folder, in the order tried
+VALIDATION_SUBFOLDERS = (("sidd_noisy", "sidd_clean"), ("noisy", "clean"), ("noisy_images", "gt_images"),
+                         ("noisy", "gt"), ("input", "target"))
+
+
+def is_ground_truth(name: str) -> bool:
+    """Whether a file name is a clean reference by the usual dataset naming: SIDD ``GT_*``, Nam/CC
+    ``*_mean.*``, names containing ``clean`` or ``_gt``."""
+    return bool(_GT_NAME.search(name))
 
 
 def find_noisy_images(root: str | os.PathLike) -> list[Path]:
@@ -34,7 +44,7 @@ def find_noisy_images(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     files = sorted(p for p in root.rglob("*") if p.is_file() and images.is_image_path(p)
-                   and not _GT_NAME.search(p.name) and not any(s.startswith(".") for s in p.parts[-2:]))
+                   and not is_ground_truth(p.name) and not any(s.startswith(".") for s in p.parts[-2:]))
     if not files:
         raise InputError(f"{root}: no noisy training images found (searched recursively)")
     return files
@@ -109,12 +119,33 @@ class PairedSet:
     clean: list[np.ndarray]
 
 
-def _pair_key(name: str) -> str:
-    """Matching rule for paired folders: drop the extension and the usual noisy/clean tags."""
+def pair_stem(name: str) -> str:
+    """Matching rule for paired folders: drop the extension and the usual noisy/clean tags (the
+    prefixes ``NOISY_``, ``GT_``, ``noisy_``, ``clean_``, ``gt_`` and the suffixes ``_real``, ``_mean``,
+    ``_noisy``, ``_clean``, ``_gt``, ``_noise``).
+
+    Example:
+        >>> pair_stem("NOISY_SRGB_010.PNG"), pair_stem("a_mean.png")
+        ('SRGB_010', 'a')
+    """
     stem = Path(name).stem
     for a in ("NOISY_", "GT_", "noisy_", "clean_", "gt_"):
         stem = stem.replace(a, "")
     return re.sub(r"(_real|_mean|_noisy|_clean|_gt|_noise)$", "", stem, flags=re.IGNORECASE)
+
+
+def pair_key(name: str) -> str:
+    """The pairing key of `sdap evaluate`: :func:`pair_stem` after dropping a ``_denoised`` suffix
+    (outputs), and all-digit keys compared as numbers (``0034`` = ``34``).
+
+    Example:
+        >>> [pair_key(n) for n in ("NOISY_SRGB_010.PNG", "GT_SRGB_010.PNG", "a_real.png", "a_mean.JPG",
+        ...                        "0034.png", "34_denoised.png")]
+        ['SRGB_010', 'SRGB_010', 'a', 'a', '34', '34']
+    """
+    stem = re.sub(r"_denoised$", "", Path(name).stem, flags=re.IGNORECASE)
+    key = pair_stem(stem + ".x")
+    return str(int(key)) if key.isdigit() else key
 
 
 def load_paired_folder(noisy_dir: str | os.PathLike, clean_dir: str | os.PathLike) -> PairedSet:
@@ -124,13 +155,13 @@ def load_paired_folder(noisy_dir: str | os.PathLike, clean_dir: str | os.PathLik
     for d in (nd, cd):
         if not d.is_dir():
             raise InputError(f"{d}: no such folder")
-    clean = {_pair_key(p.name): p for p in sorted(cd.iterdir()) if images.is_image_path(p)}
+    clean = {pair_stem(p.name): p for p in sorted(cd.iterdir()) if images.is_image_path(p)}
     names, noisy_l, clean_l = [], [], []
     for p in sorted(nd.iterdir()):
-        if images.is_image_path(p) and _pair_key(p.name) in clean:
+        if images.is_image_path(p) and pair_stem(p.name) in clean:
             names.append(p.name)
             noisy_l.append(images.read_image(p).rgb)
-            clean_l.append(images.read_image(clean[_pair_key(p.name)]).rgb)
+            clean_l.append(images.read_image(clean[pair_stem(p.name)]).rgb)
     if not names:
         raise InputError(f"{nd}: no image in this folder has a partner in {cd}")
     return PairedSet(names, noisy_l, clean_l)
@@ -145,8 +176,7 @@ def load_validation(path: str | os.PathLike) -> PairedSet:
     if (root / "ValidationNoisyBlocksSrgb.mat").is_file():
         return load_sidd_mat(root / "ValidationNoisyBlocksSrgb.mat", root / "ValidationGtBlocksSrgb.mat")
     subs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
-    for n, c in (("sidd_noisy", "sidd_clean"), ("noisy", "clean"), ("noisy_images", "gt_images"),
-                 ("noisy", "gt"), ("input", "target")):
+    for n, c in VALIDATION_SUBFOLDERS:
         if n in subs and c in subs:
             return load_paired_folder(subs[n], subs[c])
     raise InputError(f"{root}: expected noisy/clean sub-folders (e.g. SIDD_noisy and SIDD_clean) "

@@ -101,6 +101,15 @@ class DBSNl(nn.Module):
     """
 
     kind = "dbsnl"
+    """Name of the network in weight-file metadata (``network``)."""
+    role = "teacher"
+    """'teacher': the blind-spot network SDAP trains; needs PD and a refinement at inference."""
+    align = 1
+    """Tile origins and padded sides are multiples of ``lcm(align, pd)``."""
+    refines = ("none", "e", "r3")
+    """Refinement modes it supports (``inference.REFINEMENTS``)."""
+    pd_factors = (1, 2, 3, 4, 5, 6, 7, 8)
+    """PD factors it supports at inference."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, base_ch: int = 128, num_module: int = 9) -> None:
         super().__init__()
@@ -128,6 +137,24 @@ class DBSNl(nn.Module):
     def arch(self) -> dict:
         """Constructor arguments, stored in weight files so the network can be rebuilt."""
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "base_ch": self.base_ch, "num_module": self.num_module}
+
+    @property
+    def receptive_radius(self) -> int:
+        """Receptive-field radius in input pixels (see :func:`receptive_radius`)."""
+        return receptive_radius(self.num_module)
+
+    def macs_per_pixel(self) -> int:
+        """Multiply-accumulates per pixel of one pass (see :func:`macs_per_pixel`)."""
+        return macs_per_pixel(self)
+
+    @property
+    def activation_bytes_per_pixel(self) -> float:
+        """Estimated peak fp32 activation bytes per tile pixel of one pass (drives the automatic tile).
+
+        Measured on CPU with inference_mode at base_ch 128: ~2,600 B/px fp32, with a margin; scaled
+        linearly with the width.
+        """
+        return 3200 * self.base_ch / 128
 
 
 def macs_per_pixel(model: nn.Module) -> int:

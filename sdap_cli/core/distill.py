@@ -14,10 +14,8 @@ Images and targets are in [0, 1].
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -29,11 +27,11 @@ from ..errors import CheckpointError, ConfigError
 from . import images
 from .checkpoints import load_weights
 from .datasets import NoisyCrops, PairedSet
-from .dbsnl import DBSNl
-from .inference import Denoiser, StudentDenoiser
-from .metrics import psnr_ssim
+from .atomic import atomic_write
+from .inference import Denoiser
 from .student import StudentUNet
-from .trainer import Recipe, TrainResult, autocast_context, find_noisy_images_all, fit, setup, _validation_set
+from .trainer import Recipe, TrainResult, autocast_context, find_noisy_images_all, fit, setup
+from .validation import load_validation_set, mean_scores, validate_student
 
 __all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "mean_scores", "file_hash"]
 
@@ -72,15 +70,7 @@ def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cach
         cached = t is not None
         if t is None:
             t = teacher.denoise(y).astype(np.float16)   # what the cache holds, so runs see equal targets
-            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{entry.name}.", suffix=".tmp")
-            os.close(fd)
-            try:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, t)
-                os.replace(tmp, entry)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_write(entry, lambda fh: np.save(fh, t))
             computed += 1
             t = t.astype(np.float32)
         noisy.append(y)
@@ -102,18 +92,6 @@ def distill_loss(net: torch.nn.Module, batch: torch.Tensor, *, precision: str = 
     return (out.float() - target).abs().mean()
 
 
-def mean_scores(den: Denoiser, val: PairedSet) -> dict[str, float]:
-    """Mean PSNR/SSIM (SDAP convention) of ``den`` (teacher or student) on the validation pairs."""
-    res = [psnr_ssim(den.denoise(n), c, "sdap") for n, c in zip(val.noisy, val.clean)]
-    return {"psnr": float(np.mean([r[0] for r in res])), "ssim": float(np.mean([r[1] for r in res]))}
-
-
-def validate_student(model: StudentUNet, val: PairedSet, device: torch.device, precision: str
-                     ) -> dict[str, float]:
-    """``mean_scores`` of a copy of the student in training (the Denoiser casts and freezes its model)."""
-    return mean_scores(StudentDenoiser(copy.deepcopy(model), device=device, precision=precision), val)
-
-
 def distill(cfg: DistillConfig, *, resume: bool = False,
             on_teacher: Callable[[int, int, Path, bool], None] | None = None,
             on_step: Callable[[int, int, float, float], None] | None = None,
@@ -127,9 +105,9 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     """
     env = setup(cfg)
     files = find_noisy_images_all(cfg.data)
-    val = _validation_set(cfg)
+    val = load_validation_set(cfg)
     loaded = load_weights(cfg.teacher)
-    if not isinstance(loaded.model, DBSNl):
+    if loaded.model.role != "teacher":
         raise ConfigError(f"{loaded.path}: the teacher must be a blind-spot DBSNl, not a distilled student")
     teacher = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=cfg.teacher_refine,
                        device=env.device, precision=env.precision)
@@ -149,7 +127,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     model = StudentUNet(ch=cfg.student.ch, blocks=cfg.student.blocks)
     if cfg.init is not None:
         init = load_weights(cfg.init)
-        if not isinstance(init.model, StudentUNet) or init.model.arch != model.arch:
+        if init.model.kind != model.kind or init.model.arch != model.arch:
             raise CheckpointError(f"{cfg.init}: not a student with the architecture {model.arch}")
         model.load_state_dict(init.model.state_dict())
     pairs = [np.concatenate([y, t], axis=2) for y, t in zip(noisy, targets)]

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import sys
-import tempfile
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError, OutputError
+from .atomic import atomic_write
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 RAW_SUFFIXES = frozenset(
@@ -82,6 +81,17 @@ class Image:
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
+
+
+def as_float(x: np.ndarray) -> np.ndarray:
+    """uint8 samples -> float32 in [0, 1]; float arrays -> float32 as they are."""
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def png_like(arr: np.ndarray) -> Image:
+    """The :class:`Image` to write ``arr`` (uint8, or float for 16 bits) back as an RGB PNG of its depth."""
+    dt = np.uint8 if arr.dtype == np.uint8 else np.uint16
+    return Image(rgb=as_float(arr), dtype=dt, channels=3, alpha=None, format="png")
 
 
 def _oneline(msg: object) -> str:
@@ -354,33 +364,7 @@ def write_image(
     p = Path(path)
     if not p.parent.is_dir():
         raise OutputError(f"{name}: cannot write (folder {os.fspath(p.parent)} does not exist)")
-    tmp = None
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=p.parent, delete=False, prefix=f".{p.name}.", suffix=".tmp"
-        ) as f:
-            tmp = f.name
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            mode = stat.S_IMODE(os.stat(p).st_mode)  # keep the mode of the file replaced
-        except OSError:
-            mask = os.umask(0)
-            os.umask(mask)
-            mode = 0o666 & ~mask  # NamedTemporaryFile creates 0600; use the usual default
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-        tmp = None
+        atomic_write(p, lambda fh: fh.write(data))
     except OSError as e:
         raise OutputError(f"{name}: cannot write ({_oneline(e.strerror or e)})") from None
-    finally:
-        if tmp is not None:
-            with suppress(OSError):
-                os.unlink(tmp)
-    with suppress(OSError, AttributeError):  # make the rename durable (POSIX only)
-        fd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

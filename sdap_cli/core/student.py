@@ -52,7 +52,15 @@ class StudentUNet(nn.Module):
     """
 
     kind = "student"
+    """Name of the network in weight-file metadata (``network``)."""
+    role = "student"
+    """'student': a plain one-pass network distilled from a teacher."""
     align = 8
+    """H and W (and tile origins) must be multiples of 8: three 2x down-samplings."""
+    refines = ("none",)
+    """One plain pass: no refinement."""
+    pd_factors = (1,)
+    """No PD: the student sees every pixel."""
 
     def __init__(self, in_ch: int = 3, ch: tuple[int, int, int] = (32, 64, 128),
                  blocks: tuple[int, int, int] = (1, 1, 2)) -> None:
@@ -101,6 +109,12 @@ class StudentUNet(nn.Module):
         r += 4 * (1 + 2 * b2 + 2 * b2 + 1)         # down1, enc2, dec2, up1 at scale 4
         r += 8 * (1 + 2 * b3 + 1)                  # down2, mid, up2 at scale 8
         return r + 2
+
+    @property
+    def activation_bytes_per_pixel(self) -> float:
+        """Estimated peak fp32 activation bytes per tile pixel (measured ~240 B/px at ch (32, 64, 128),
+        half resolution; 300 with a margin, scaled with the first width)."""
+        return 300 * self.arch["ch"][0] / 32
 
     def macs_per_pixel(self) -> float:
         """Multiply-accumulates per input pixel of one forward pass (convolutions only), counted with

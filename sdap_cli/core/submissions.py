@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, OutputError
+from .atomic import atomic_write
 
 __all__ = ["SIDD_URL", "DND_URL", "SIDD_FILES", "load_sidd_blocks", "write_sidd_kaggle_csv",
            "read_sidd_kaggle_csv", "write_dnd_bundle", "read_dnd_bundle", "load_dnd", "DndSet"]
@@ -76,19 +76,12 @@ def load_sidd_blocks(path: str | os.PathLike, key: str) -> np.ndarray:
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``."""
+    """``atomic.atomic_write`` in text mode, with the folder check and the one-line OutputError."""
     if not path.parent.is_dir():
         raise OutputError(f"{path}: cannot write (folder {path.parent} does not exist)")
-    tmp = None
     try:
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False, newline="") as fh:
-            tmp = fh.name
-            write(fh)
-        os.replace(tmp, path)
+        atomic_write(path, write, text=True)
     except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
 
 

@@ -30,13 +30,13 @@ import torch
 from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError
 from .checkpoints import load_weights, save_weights
-from .datasets import NoisyCrops, PairedSet, find_noisy_images, load_validation
+from .datasets import NoisyCrops, find_noisy_images
 from .dbsnl import DBSNl
-from .inference import Denoiser, pick_device, pick_precision
+from .atomic import atomic_write
+from .device import choose_device, pick_precision
 from .loss import cyclic_l1
-from .metrics import psnr_ssim
-from .pd import pad_to_multiple
 from .sampler import rsg_sample
+from .validation import load_validation_set, validate
 
 __all__ = ["sdap_loss", "autocast_context", "train", "fit", "setup", "Recipe", "Setup", "TrainResult", "validate"]
 
@@ -61,27 +61,6 @@ def sdap_loss(model: torch.nn.Module, y: torch.Tensor, p: int = 5, *,
     with autocast_context(y.device, precision):
         out = model(x)
     return cyclic_l1(out.float().reshape(k, b, c, h, w), subs)
-
-
-def validate(model: DBSNl, val: PairedSet, device: torch.device, precision: str) -> dict[str, float]:
-    """Mean PSNR/SSIM (SDAP convention) of PD-2 ('none') and PD-2 + E on the validation pairs."""
-    was_training = model.training
-    net = DBSNl(**model.arch)
-    net.load_state_dict(model.state_dict())
-    den = Denoiser(net, refine="none", device=device, precision=precision)
-    res: dict[str, list[float]] = {"psnr": [], "ssim": [], "psnr_e": [], "ssim_e": []}
-    with torch.inference_mode():
-        for noisy, clean in zip(val.noisy, val.clean):
-            y = torch.from_numpy(np.ascontiguousarray(noisy)).permute(2, 0, 1)[None].to(device)
-            y, (h, w) = pad_to_multiple(y, den.pd)
-            x_hat = den.denoise_tensor(y)                 # PD-2 pass, computed once for both scores
-            for tag, out in (("", x_hat), ("_e", den._net(x_hat))):
-                out = out[0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-                p, s = psnr_ssim(out, clean, "sdap")
-                res["psnr" + tag].append(p)
-                res["ssim" + tag].append(s)
-    model.train(was_training)
-    return {k: float(np.mean(v)) for k, v in res.items()}
 
 
 @dataclass
@@ -163,10 +142,7 @@ def setup(cfg) -> Setup:
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
         torch.distributed.init_process_group(backend)
-    try:
-        device = pick_device(cfg.device)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    device = choose_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -193,14 +169,14 @@ def train(cfg: TrainConfig, *, resume: bool = False,
     """
     env = setup(cfg)
     files = find_noisy_images_all(cfg.data)
-    val = _validation_set(cfg)
+    val = load_validation_set(cfg)
     torch.manual_seed(cfg.seed)
     model = DBSNl(**cfg.model.model_dump())
     if cfg.init is not None:
         init = load_weights(cfg.init)
         if init.input_scale != 1.0:
             raise CheckpointError(f"{cfg.init}: AP-BSN weights (0-255 input) cannot initialise SDAP training")
-        if not isinstance(init.model, DBSNl) or init.model.arch != model.arch:
+        if init.model.kind != model.kind or init.model.arch != model.arch:
             raise ConfigError(f"{cfg.init}: architecture {init.model.arch} differs from the config's {model.arch}")
         model.load_state_dict(init.model.state_dict())
     data = NoisyCrops(files, cfg.patch, cfg.batch, cfg.seed)
@@ -214,13 +190,6 @@ def train(cfg: TrainConfig, *, resume: bool = False,
                     summary={"images": len(files), "cached_images": data.cache is not None,
                              "decode_s_first_image": round(data.decode_seconds, 4)})
     return fit(cfg, recipe, env, resume=resume, on_step=on_step, on_validate=on_validate, stop_after=stop_after)
-
-
-def _validation_set(cfg) -> PairedSet | None:
-    val = load_validation(cfg.val) if cfg.val else None
-    if val is not None and cfg.val_limit:
-        val = PairedSet(val.names[:cfg.val_limit], val.noisy[:cfg.val_limit], val.clean[:cfg.val_limit])
-    return val
 
 
 def fit(cfg, recipe: Recipe, env: Setup, *, resume: bool = False,
@@ -287,9 +256,7 @@ def fit(cfg, recipe: Recipe, env: Setup, *, resume: bool = False,
               "history": history, "config": cfg.model_dump(mode="json"), "arch": model.arch,
               "torch_rng": torch.get_rng_state(),
               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-        tmp = state_path.with_suffix(".pt.tmp")
-        torch.save(st, tmp)
-        os.replace(tmp, state_path)
+        atomic_write(state_path, lambda fh: torch.save(st, fh))
 
     def summary(step: int) -> dict:
         return {"iterations": step, "data": [str(d) for d in cfg.data], "patch": cfg.patch,

@@ -1,0 +1,75 @@
+"""Atomic file writes: the one place that renames a temporary file onto its destination.
+
+Images, weights, training state, cached teacher outputs and benchmark submissions are all written
+here, so a reader never sees half a file and a failed write leaves an existing file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import IO
+
+from ..errors import OutputError
+
+__all__ = ["atomic_write", "make_parent"]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool = False) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``.
+
+    The temporary file is flushed and fsynced, gets the mode of the file it replaces (else the usual
+    ``0o666 & ~umask``), and is renamed with ``os.replace``; the folder is then fsynced (POSIX) so the
+    rename is durable. On any failure the temporary file is removed and an existing ``path`` is left
+    as it was. Parent folders are not created.
+
+    Args:
+        path: destination file.
+        write: writes the content to the open file object.
+        text: open the temporary file in text mode (``newline=''``) instead of binary.
+
+    Raises:
+        OSError: from writing or renaming (callers turn it into their one-line error).
+    """
+    p = Path(path)
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile("w" if text else "wb", dir=p.parent, delete=False,
+                                         prefix=f".{p.name}.", suffix=".tmp",
+                                         **({"newline": ""} if text else {})) as fh:
+            tmp = fh.name
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            mode = stat.S_IMODE(os.stat(p).st_mode)  # keep the mode of the file replaced
+        except OSError:
+            mask = os.umask(0)
+            os.umask(mask)
+            mode = 0o666 & ~mask  # NamedTemporaryFile creates 0600; use the usual default
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+        tmp = None
+    finally:
+        if tmp is not None:
+            with suppress(OSError):
+                os.unlink(tmp)
+    with suppress(OSError, AttributeError):  # make the rename durable (POSIX only)
+        fd = os.open(p.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return p
+
+
+def make_parent(path: Path, option: str) -> None:
+    """Create the folder of ``path`` (an output given with ``option``); OutputError naming it if not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path.parent}: cannot create the folder for {option} ({e.strerror or e})") from None

@@ -1,0 +1,89 @@
+"""Build the :class:`~sdap_cli.core.inference.Denoiser` a command asks for, from its InferenceConfig.
+
+One rule for `sdap denoise` and `sdap evaluate`: choose the weights (``--weights``, else the shipped
+network ``--model`` picks), optionally adapt them to the images first (``--adapt``), then wrap them
+with the device, precision, PD factor, refinement and strength of the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import InferenceConfig
+from ..errors import ConfigError
+from .adapt import adapt
+from .checkpoints import LoadedWeights, load_weights, save_weights, shipped_student_path
+from .device import choose_device, pick_precision
+from .inference import Denoiser, make_denoiser
+
+__all__ = ["TEACHER_OPTIONS", "choose_weights", "build_denoiser"]
+
+TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
+
+
+def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
+    """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
+
+    'auto' without a weights file: the shipped student on CPU/MPS if there is one, unless a teacher
+    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher on CUDA and otherwise.
+    """
+    teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
+    if weights is None:
+        student = shipped_student_path()
+        if inf.model == "student" and student is None:
+            raise ConfigError("--model student: this installation ships no student weights; pass --weights FILE")
+        use_student = inf.model == "student" or (inf.model == "auto" and student is not None
+                                                 and device.type != "cuda" and not teacher_opts)
+        loaded = load_weights(student if use_student else None)
+    else:
+        loaded = load_weights(weights)
+    is_student = loaded.model.role == "student"
+    if inf.model == "teacher" and is_student:
+        raise ConfigError(f"{loaded.path}: --model teacher, but this file holds a distilled student")
+    if inf.model == "student" and not is_student:
+        raise ConfigError(f"{loaded.path}: --model student, but this file holds a blind-spot teacher (DBSNl)")
+    if is_student and teacher_opts:
+        flags = ", ".join("--" + o.replace("_", "-") for o in teacher_opts)
+        raise ConfigError(f"{flags}: options of the blind-spot teacher; the student ({loaded.path.name}) makes "
+                          "one plain pass. Use --model teacher")
+    return loaded
+
+
+def _adapted(loaded: LoadedWeights, inf: InferenceConfig, images: list[np.ndarray], device: torch.device,
+             save_to: Path | None, on_adapt) -> None:
+    """Replace ``loaded.model`` by a copy fine-tuned on ``images`` (``--adapt``); save it if asked."""
+    if loaded.input_scale != 1.0:
+        raise ConfigError(f"{loaded.path}: --adapt needs weights on 0-1 input (not AP-BSN's)")
+    loaded.model = adapt(loaded.model, images, iterations=inf.adapt_iters, lr=inf.adapt_lr,
+                         precision=pick_precision(inf.precision, device), device=device, seed=inf.seed,
+                         on_step=on_adapt)
+    if save_to is not None:
+        training = dict(loaded.metadata.get("training", {}))
+        training["adapted"] = {"from": str(loaded.path), "iterations": inf.adapt_iters, "lr": inf.adapt_lr,
+                               "images": len(images)}
+        save_weights(save_to, loaded.model, training=training)
+
+
+def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: list | None = None,
+                   save_adapted: Path | None = None, on_adapt=None) -> tuple[Denoiser, LoadedWeights]:
+    """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser (a
+    StudentDenoiser for a one-pass student).
+
+    Raises:
+        ConfigError: unavailable device, a model/option mismatch, --adapt on AP-BSN weights.
+        CheckpointError: missing or unreadable weights.
+    """
+    device = choose_device(inf.device)
+    if inf.threads:
+        torch.set_num_threads(inf.threads)
+    loaded = choose_weights(weights, inf, device)
+    if adapt_images:
+        _adapted(loaded, inf, adapt_images, device, save_adapted, on_adapt)
+    den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
+                        r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
+                        precision=pick_precision(inf.precision, device), compile=inf.compile,
+                        strength=inf.strength)
+    return den, loaded
