@@ -25,12 +25,13 @@ import torch
 from ..config import DistillConfig
 from ..errors import CheckpointError, ConfigError
 from . import images
-from .checkpoints import load_weights
-from .datasets import NoisyCrops, PairedSet
 from .atomic import atomic_write
+from .checkpoints import load_weights
+from .datasets import NoisyCrops
 from .inference import Denoiser
 from .student import StudentUNet
-from .trainer import Recipe, TrainResult, autocast_context, find_noisy_images_all, fit, setup
+from .loop import Recipe, TrainResult, fit, setup
+from .trainer import autocast_context, find_noisy_images_all
 from .validation import load_validation_set, mean_scores, validate_student
 
 __all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "mean_scores", "file_hash"]
