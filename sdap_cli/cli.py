@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +11,9 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import SdapError
+from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
+                      CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt,
+                      ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt)
 
 app = typer.Typer(
     name="sdap",
@@ -25,43 +27,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-
-
-# Options shared by denoise, evaluate, train and benchmark (declared once).
-WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights: ours (.safetensors), "
-                       "official SDAP or AP-BSN (.pth). Default: the shipped model.")]
-RefineOpt = Annotated[Optional[str], typer.Option(help="Refinement after the PD-2 pass: e (SDAP's second "
-                      "pass, default), r3 (AP-BSN), none (fastest).")]
-TileOpt = Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included. Default: from "
-                    "free memory.")]
-OverlapOpt = Annotated[Optional[int], typer.Option(help="Context per tile side. Default: the receptive "
-                       "field, so tiles match the whole-image result.")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")]
-PrecisionOpt = Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads.")]
-CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the network (faster on large "
-                       "images and same-size batches; the first image of each size pays the compile).")]
-AdaptItersOpt = Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")]
-AdaptLrOpt = Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")]
-StrengthOpt = Annotated[Optional[float], typer.Option(help="Denoising strength 0-1: output = input + "
-                         "s x (denoised - input). 1 (default) full; ~0.5 keeps fine detail on light noise.")]
-PdOpt = Annotated[Optional[int], typer.Option("--pd", help="PD factor of the teacher's first pass: 2 "
-                  "(SDAP, default) for camera noise correlated between neighbouring pixels; 1 for light, "
-                  "pixel-independent noise (clean DSLR shots).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
-                     "student on CPU, the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.")]
-
-# Options shared by train and distill.
-DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
-                    "(repeatable; searched recursively; GT files ignored).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of options "
-                      "(flags override it).")]
-ResumeOpt = Annotated[bool, typer.Option(help="Continue from RUN/state.pt.")]
-ValOpt = Annotated[Optional[str], typer.Option(help="Validation folder (noisy/clean sub-folders, or "
-                   "the SIDD validation .mat files).")]
-ValEveryOpt = Annotated[Optional[int], typer.Option(help="Validate every N steps.")]
-CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Save resumable state every N steps.")]
-SeedOpt = Annotated[Optional[int], typer.Option(help="Seed.")]
 
 
 def _version(value: bool) -> None:
@@ -99,12 +64,17 @@ def _run(fn, progress, interrupted: str = "interrupted"):
         progress.close()
 
 
-def _validation_message(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"] if x != "inference") or "config"
-        parts.append(f"--{loc.replace('_', '-')}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
+def _config(cls, flags: dict, config_file: Optional[Path] = None, whole: Optional[str] = "--config"):
+    """``config.resolve``; a bad value or file is one line naming the flag, exit code 2."""
+    from .config import ConfigFileError, resolve
+    from .console import flag_message
+
+    try:
+        return resolve(cls, flags, config_file)
+    except ValidationError as e:
+        raise _fail(flag_message(e, whole), 2) from None
+    except ConfigFileError as e:
+        raise _fail(str(e), 2) from None
 
 
 @app.command(epilog="Examples:\n\n  sdap denoise noisy/*.png -o clean/\n\n"
@@ -153,37 +123,20 @@ def denoise(
     """
     from .commands import denoise as cmd
     from .config import DenoiseConfig
-    from .console import info, make_progress
+    from .console import make_progress, report_denoise
 
-    given = {k: v for k, v in dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap,
-                                   device=device, precision=precision, threads=threads, seed=seed, r3_t=r3_t,
-                                   r3_p=r3_p, adapt=adapt or None, adapt_iters=adapt_iters,
-                                   adapt_lr=adapt_lr, compile=compile or None,
-                                   strength=strength).items() if v is not None}
-    top = {k: v for k, v in dict(output=output, weights=weights, suffix=suffix, format=format,
-                                 shard=shard, save_adapted=save_adapted).items() if v is not None}
-    try:
-        cfg = DenoiseConfig(inputs=inputs, recursive=recursive, overwrite=overwrite,
-                            skip_existing=skip_existing, inference=given, **top)
-    except ValidationError as e:
-        raise _fail(_validation_message(e), 2) from None
+    inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
+                     precision=precision, threads=threads, seed=seed, r3_t=r3_t, r3_p=r3_p, adapt=adapt or None,
+                     adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None, strength=strength)
+    cfg = _config(DenoiseConfig, dict(inputs=inputs, output=output, weights=weights, recursive=recursive,
+                                      suffix=suffix, format=format, overwrite=overwrite, skip_existing=skip_existing,
+                                      shard=shard, save_adapted=save_adapted, inference=inference))
     if json_out and cfg.output == "-":
         raise _fail("--json needs stdout, which --output - uses for the image", 2)
     progress = make_progress(quiet)
     result = _run(lambda: cmd.run(cfg, progress=progress), progress)
-    if json_out:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
-    failed = result.failed
-    if not quiet:
-        net = (f" ({result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
-               if result.weights else "")
-        info(f"{result.count('ok')} denoised, {result.count('skipped')} skipped, {len(failed)} failed "
-             f"in {result.seconds:.1f} s{net}")
-    if failed:
-        if len(failed) > 1 or quiet or not sys.stderr.isatty():
-            from .console import error
-            for f in failed:
-                error(f.error)
+    report_denoise(result, quiet, json_out)
+    if result.failed:
         raise typer.Exit(code=1)
 
 
@@ -225,31 +178,18 @@ def train(
     RUN/last.safetensors, which `sdap denoise --weights` loads.
     """
     from .commands import train as cmd
-    from .console import TrainProgress, info
+    from .config import TrainConfig
+    from .console import TrainProgress, report_training
 
     flags = dict(data=data, out=out, preset=preset, iterations=iterations, batch=batch, patch=patch, lr=lr,
                  schedule=schedule, init=init, val=val, val_every=val_every, checkpoint_every=checkpoint_every,
                  seed=seed, device=device, precision=precision, compile=compile, workers=workers,
                  threads=threads, model={"base_ch": base_ch, "num_module": num_module})
-    try:
-        cfg = cmd.build_config(flags, config)
-    except ValidationError as e:
-        raise _fail(_validation_message(e), 2) from None
-    except SdapError as e:
-        raise _fail(str(e), 2) from None
+    cfg = _config(TrainConfig, flags, config)
     progress = TrainProgress(cfg.iterations, quiet)
     result = _run(lambda: cmd.run(cfg, resume=resume, on_step=progress.step, on_validate=progress.validate),
                   progress, f"interrupted; state and last.safetensors saved, continue with --resume --out {cfg.out}")
-    best = result.best
-    msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
-    if best:
-        msg += f" (best step {best['step']}: {best['psnr_e']:.2f} dB with E, {best['psnr']:.2f} dB PD-2)"
-    info(msg)
-    if json_out:
-        sys.stdout.write(json.dumps({"out": str(result.out), "iterations": result.iterations,
-                                     "seconds": result.seconds, "best": best, "history": result.history,
-                                     "best_path": str(result.best_path), "last_path": str(result.last_path)},
-                                    indent=2) + "\n")
+    report_training(result, json_out)
 
 
 @app.command(epilog="Examples:\n\n  sdap distill --data ./noisy_photos --val ./sidd_val --out runs/student\n\n"
@@ -294,7 +234,8 @@ def distill(
     RUN/best.safetensors` loads the student.
     """
     from .commands import distill as cmd
-    from .console import TrainProgress, info
+    from .config import DistillConfig
+    from .console import TrainProgress, report_training
 
     def triple(v: Optional[str], name: str):
         if v is None:
@@ -309,27 +250,12 @@ def distill(
                  val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                  precision=precision, workers=workers, threads=threads,
                  student={"ch": triple(student_ch, "student-ch"), "blocks": triple(student_blocks, "student-blocks")})
-    try:
-        cfg = cmd.build_config(flags, config)
-    except ValidationError as e:
-        raise _fail(_validation_message(e), 2) from None
-    except SdapError as e:
-        raise _fail(str(e), 2) from None
+    cfg = _config(DistillConfig, flags, config)
     progress = TrainProgress(cfg.iterations, quiet)
     result = _run(lambda: cmd.run(cfg, resume=resume, on_teacher=progress.teacher, on_step=progress.step,
                                   on_validate=progress.validate),
                   progress, f"interrupted; state and last.safetensors saved, continue with --resume --out {cfg.out}")
-    best, tv = result.best, result.teacher_val
-    msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
-    if best:
-        msg += f" (best step {best['step']}: {best['psnr']:.2f} dB"
-        msg += f"; teacher {tv['psnr']:.2f} dB)" if tv else ")"
-    info(msg)
-    if json_out:
-        sys.stdout.write(json.dumps({"out": str(result.out), "iterations": result.iterations,
-                                     "seconds": result.seconds, "best": best, "teacher_val": tv,
-                                     "history": result.history, "best_path": str(result.best_path),
-                                     "last_path": str(result.last_path)}, indent=2) + "\n")
+    report_training(result, json_out, distilled=True)
 
 
 @app.command(epilog="Examples:\n\n  sdap benchmark\n\n"
@@ -376,10 +302,7 @@ def benchmark(
     values = dict(sizes=split(sizes), refine=split(refine), precision=split(precision),
                   channels_last=split(channels_last, onoff), compile=split(compile, onoff), model=split(model),
                   weights=weights, device=device, threads=threads, tile=tile, warmup=warmup, runs=runs)
-    try:
-        cfg = BenchmarkConfig(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as e:
-        raise _fail(_validation_message(e), 2) from None
+    cfg = _config(BenchmarkConfig, values)
     try:
         result = cmd.run(cfg, on_row=lambda r: info(f"{r.model} {r.size} {r.refine} {r.precision}: "
                                                     f"{r.error or f'{r.ms:.0f} ms, {r.mpix_per_s:.3f} MP/s'}"))
@@ -445,42 +368,19 @@ def evaluate(
     """
     from .commands import evaluate as cmd
     from .config import EvalConfig
-    from .console import EvalProgress, info, print_eval_table
+    from .console import EvalProgress, report_evaluate
 
-    given = {k: v for k, v in dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap,
-                                   device=device, precision=precision, adapt=adapt or None,
-                                   adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None,
-                                   strength=strength).items() if v is not None}
-    top = {k: v for k, v in dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean,
-                                 denoised=denoised, weights=weights, convention=metric_convention, limit=limit,
-                                 save=save, csv=csv, json=json_file, figure=figure,
-                                 submit=submit).items() if v is not None}
-    try:
-        cfg = EvalConfig(**top, **({"inference": given} if given else {}))
-    except ValidationError as e:
-        msg = _validation_message(e).replace("--convention", "--metric-convention").replace("--json-path", "--json")
-        raise _fail(msg.replace("--config: ", ""), 2) from None
+    inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
+                     precision=precision, adapt=adapt or None, adapt_iters=adapt_iters, adapt_lr=adapt_lr,
+                     compile=compile or None, strength=strength)
+    flags = dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean, denoised=denoised, weights=weights,
+                 metric_convention=metric_convention, limit=limit, save=save, csv=csv, json=json_file,
+                 figure=figure, submit=submit, inference=inference)
+    cfg = _config(EvalConfig, flags, whole=None)
     progress = EvalProgress(quiet)
     result = _run(lambda: cmd.run(cfg, progress=progress), progress)
-    if not quiet:
-        if result.unmatched:
-            shown = ", ".join(result.unmatched[:5]) + (" ..." if len(result.unmatched) > 5 else "")
-            info(f"{len(result.unmatched)} file(s) without a clean partner were skipped: {shown}")
-        if result.scored:
-            print_eval_table(result, note=cmd.CONVENTION_NOTES[cfg.convention])
-        what = "scored" if result.scored else ("read" if result.mode == "outputs" else "denoised")
-        info(f"{len(result.rows) - len(result.failed)} {what}, {len(result.failed)} failed in "
-             f"{result.seconds:.1f} s" + (f"; weights {result.weights}" if result.weights else ""))
-        for path in ([result.submission] if result.submission else []) + result.written:
-            info(f"wrote {path}")
-        if cfg.save is not None:
-            info(f"denoised outputs in {cfg.save}")
+    report_evaluate(result, quiet, cmd.CONVENTION_NOTES[cfg.metric_convention], cfg.save)
     if result.failed:
-        from .console import error
-
-        if quiet or not sys.stderr.isatty():
-            for r in result.failed:
-                error(r.error)
         raise typer.Exit(code=1)
 
 

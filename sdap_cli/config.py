@@ -1,14 +1,17 @@
-"""Pydantic models: the single source of defaults for every subcommand.
-
-Resolution order: defaults here < a YAML config file < options given on the command line.
+"""Pydantic models, the single source of defaults for every subcommand, and :func:`resolve`, the one rule
+for every command: defaults < preset (train) < YAML file (``--config``) < flags given, then one validation.
+Field names equal flag names (``tile_overlap`` is ``--tile-overlap``), so :func:`flag_message` needs no mapping.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RefineMode = Literal["none", "e", "r3"]
+"""Names of ``core.refine.REFINEMENTS`` (a test checks they agree)."""
 
 
 class _Strict(BaseModel):
@@ -32,11 +35,11 @@ class InferenceConfig(_Strict):
     """How an image is denoised: which network, PD factor, refinement, tiling, device, precision."""
 
     model: Literal["auto", "teacher", "student"] = "auto"
-    """Which shipped network (or, with --weights, which kind the file must be): 'teacher' is the SDAP
-    blind-spot DBSNl (PD-2 + refinement), 'student' its distilled one-pass network; 'auto' picks the
-    student on CPU/MPS when one is shipped and the teacher on CUDA or when --refine, --pd, --r3-* or
-    --adapt (teacher features) are given."""
-    refine: Literal["none", "e", "r3"] = "e"
+    """Which shipped network (or, with --weights, which kind the file must be): 'teacher' is the SDAP blind-spot
+    DBSNl (PD-2 + refinement), 'student' its distilled one-pass network; 'auto' picks the student on CPU/MPS
+    when one is shipped and the teacher on CUDA or when --refine, --pd, --r3-* or --adapt (teacher features) are
+    given."""
+    refine: RefineMode = "e"
     """'e': SDAP's second full-resolution pass (default); 'r3': AP-BSN's random replacing; 'none'."""
     pd: int = Field(2, ge=1, le=8)
     """PD (pixel-shuffle) factor of the first pass; 2 in SDAP."""
@@ -57,11 +60,11 @@ class InferenceConfig(_Strict):
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads for PyTorch; None: PyTorch's default."""
     strength: float = Field(1.0, ge=0.0, le=1.0)
-    """Denoising strength s: output = input + s * (denoised - input). 1 (default): full; 0.5 keeps the
-    fine detail the network smooths away on light noise (clean DSLR shots); 0: the input."""
+    """Denoising strength s: output = input + s * (denoised - input). 1 (default): full; 0.5 keeps the fine
+    detail the network smooths away on light noise (clean DSLR shots); 0: the input."""
     compile: bool = False
-    """torch.compile the network for inference (CPU: inductor with frozen weights and fused oneDNN
-    kernels; CUDA: also CUDA graphs per tile shape). Costs seconds to a minute per image size."""
+    """torch.compile the network for inference (CPU: inductor with frozen weights and fused oneDNN kernels;
+    CUDA: also CUDA graphs per tile shape). Costs seconds to a minute per image size."""
     adapt: bool = False
     """Fine-tune a copy of the weights on the images being denoised first (SDAP(S)-style)."""
     adapt_iters: int = Field(100, ge=1)
@@ -79,9 +82,6 @@ class InferenceConfig(_Strict):
         return self
 
 
-OutputFormat = Literal["same", "png", "tiff", "jpeg", "bmp", "webp"]
-
-
 class DenoiseConfig(_Strict):
     """`sdap denoise`: which files, where the results go, how they are denoised."""
 
@@ -95,7 +95,7 @@ class DenoiseConfig(_Strict):
     """Descend into sub-folders of folder inputs."""
     suffix: Optional[str] = None
     """Appended to output names ('' when --output is a folder, '_denoised' beside the inputs)."""
-    format: OutputFormat = "same"
+    format: Literal["same", "png", "tiff", "jpeg", "bmp", "webp"] = "same"
     """Output format; 'same' keeps the input's (camera RAW -> 16-bit TIFF)."""
     overwrite: bool = False
     """Replace existing outputs (never an input)."""
@@ -130,10 +130,8 @@ class DenoiseConfig(_Strict):
 
     @property
     def shard_k_n(self) -> tuple[int, int]:
-        if self.shard is None:
-            return 1, 1
-        k, n = (int(s) for s in self.shard.split("/"))
-        return k, n
+        """(K, N) of ``shard``; (1, 1) without it."""
+        return (1, 1) if self.shard is None else tuple(int(s) for s in self.shard.split("/"))
 
 
 PRESETS: dict[str, dict] = {
@@ -229,11 +227,11 @@ class DistillConfig(_LoopConfig):
     out: str = "runs/distill"
     teacher: Optional[Path] = None
     """Teacher weights (a DBSNl file); None: the shipped default."""
-    teacher_refine: Literal["e", "r3", "none"] = "e"
+    teacher_refine: RefineMode = "e"
     """How the teacher denoises the training images (its outputs are the targets)."""
     cache: Optional[Path] = None
-    """Folder of cached teacher outputs (one .npy per image, keyed by teacher, image and refine);
-    None: ``<out>/teacher_cache``."""
+    """Folder of cached teacher outputs (one .npy per image, keyed by teacher, image and refine); None:
+    ``<out>/teacher_cache``."""
     student: StudentConfig = Field(default_factory=StudentConfig)
     init: Optional[Path] = None
     """Initial student weights (a student .safetensors)."""
@@ -245,18 +243,15 @@ class DistillConfig(_LoopConfig):
     iterations: int = Field(10000, ge=1)
 
 
-EvalDataset = Literal["folders", "sidd-val", "sidd-bench", "dnd"]
-
-
 class EvalConfig(_Strict):
-    """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write
-    benchmark submissions."""
+    """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write benchmark
+    submissions."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    dataset: EvalDataset = "folders"
-    """'folders': --noisy/--clean (or --data-dir with noisy/clean sub-folders); 'sidd-val': the SIDD
-    validation .mat files; 'sidd-bench': SIDD benchmark blocks (Kaggle CSV); 'dnd': DND sRGB bundle."""
+    dataset: Literal["folders", "sidd-val", "sidd-bench", "dnd"] = "folders"
+    """'folders': --noisy/--clean (or --data-dir with noisy/clean sub-folders); 'sidd-val': the SIDD validation
+    .mat files; 'sidd-bench': SIDD benchmark blocks (Kaggle CSV); 'dnd': DND sRGB bundle."""
     data_dir: Optional[Path] = None
     """Folder of the dataset files (sidd-val, sidd-bench, dnd) or with noisy/clean sub-folders (folders)."""
     noisy: Optional[Path] = None
@@ -268,7 +263,7 @@ class EvalConfig(_Strict):
     weights: Optional[Path] = None
     """Weights file; None: the shipped default."""
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
-    convention: Literal["sdap", "apbsn", "y"] = "sdap"
+    metric_convention: Literal["sdap", "apbsn", "y"] = "sdap"
     """Metric convention (see sdap_cli/core/metrics.py)."""
     limit: Optional[int] = Field(None, ge=1)
     """Evaluate only the first N images (blocks)."""
@@ -328,15 +323,15 @@ class BenchmarkConfig(_Strict):
 
     sizes: list[str] = Field(default_factory=lambda: ["256", "512", "1024", "12mp"])
     """Square sides in pixels, or '12mp' for a 4000x3000 frame (tiled)."""
-    refine: list[Literal["none", "e", "r3"]] = Field(default_factory=lambda: ["none", "e"])
+    refine: list[RefineMode] = Field(default_factory=lambda: ["none", "e"])
     precision: list[Literal["auto", "fp32", "bf16", "fp16"]] = Field(default_factory=lambda: ["fp32", "bf16"])
     channels_last: list[bool] = Field(default_factory=lambda: [True])
     compile: list[bool] = Field(default_factory=lambda: [False])
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads (None: PyTorch's default)."""
     model: list[Literal["default", "student", "full"]] = Field(default_factory=lambda: ["default"])
-    """Networks to time: 'default' the shipped teacher (PD-2 + refine), 'student' the shipped distilled
-    student (one pass), 'full' the paper's DBSNl (128/9) with random weights."""
+    """Networks to time: 'default' the shipped teacher (PD-2 + refine), 'student' the shipped distilled student
+    (one pass), 'full' the paper's DBSNl (128/9) with random weights."""
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -354,3 +349,49 @@ class BenchmarkConfig(_Strict):
             if s.lower() not in ("12mp", "24mp") and not (s.isdigit() and int(s) >= 8):
                 raise ValueError(f"size {s!r}: give a side in pixels (>= 8), 12mp or 24mp")
         return [s.lower() for s in v]
+
+
+class ConfigFileError(ValueError):
+    """A config file is missing or not a YAML mapping, or a preset is unknown (the message says which)."""
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The options of a YAML config file (a mapping); ConfigFileError if missing, not YAML or not a mapping."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigFileError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigFileError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigFileError(f"{path}: expected a mapping of options at the top level")
+    return values
+
+
+def resolve(cls: type[BaseModel], flags: dict[str, Any], config_file: str | Path | None = None) -> BaseModel:
+    """Defaults < preset (:data:`PRESETS`) < YAML file < flags given (None: not given), validated once as
+    ``cls``. Option groups (``inference``, ``model``, ``student``) are dicts that merge key by key.
+
+    Example:
+        >>> resolve(BenchmarkConfig, {"sizes": ["256"], "runs": None}).runs
+        3
+    """
+    def given(d: dict) -> dict:
+        return {k: (given(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+
+    file_values, flags = read_config_file(config_file) if config_file is not None else {}, given(flags)
+    merged: dict[str, Any] = {}
+    preset = flags.get("preset", file_values.get("preset"))
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigFileError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        merged.update(PRESETS[preset])
+    for src in (file_values, flags):
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(merged.get(k, {}), dict):
+                merged.setdefault(k, {}).update(given(v))
+            else:
+                merged[k] = v
+    return cls.model_validate(merged)

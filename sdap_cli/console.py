@@ -5,8 +5,10 @@ Everything goes to stderr, so stdout stays free for images (``-o -``) and ``--js
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,6 +20,17 @@ def error(message: str) -> None:
     """Print ``error: <message>`` on one line to stderr."""
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, emoji=False) \
         if err_console.is_terminal else print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def flag_message(e, whole: str | None = "--config") -> str:
+    """A validation error on one line, each problem named by its flag (``--tile-overlap: ...``); problems of the
+    whole configuration get the prefix ``whole`` (None: none)."""
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"] if x != "inference")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"--{loc.replace('_', '-')}: {msg}" if loc else (f"{whole}: {msg}" if whole else msg))
+    return "; ".join(parts)
 
 
 def info(message: str) -> None:
@@ -259,3 +272,64 @@ def print_eval_table(result, max_rows: int = 50, note: str = "") -> None:
         for stat in ("min", "max"):
             table.add_row(stat, *cells({k: v[stat] for k, v in summary.items()}))
     out.print(table)
+
+
+# ----------------------------------------------------------------------------------------- results
+
+def _json_stdout(d: dict) -> None:
+    sys.stdout.write(json.dumps(d, indent=2) + "\n")
+
+
+def report_denoise(result, quiet: bool, json_out: bool) -> None:
+    """`sdap denoise`: the JSON summary (``--json``), the one-line summary and the failed files."""
+    if json_out:
+        _json_stdout(result.to_dict())
+    failed = result.failed
+    if not quiet:
+        net = (f" ({result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
+               if result.weights else "")
+        info(f"{result.count('ok')} denoised, {result.count('skipped')} skipped, {len(failed)} failed "
+             f"in {result.seconds:.1f} s{net}")
+    if failed and (len(failed) > 1 or quiet or not sys.stderr.isatty()):
+        for f in failed:
+            error(f.error)
+
+
+def report_training(result, json_out: bool, distilled: bool = False) -> None:
+    """`sdap train` / `sdap distill`: the one-line summary and the JSON summary (``--json``)."""
+    best = result.best
+    msg = f"{result.iterations} steps in {result.seconds:.0f} s; weights: {result.best_path}"
+    if best and distilled:
+        tv = result.teacher_val
+        msg += f" (best step {best['step']}: {best['psnr']:.2f} dB"
+        msg += f"; teacher {tv['psnr']:.2f} dB)" if tv else ")"
+    elif best:
+        msg += f" (best step {best['step']}: {best['psnr_e']:.2f} dB with E, {best['psnr']:.2f} dB PD-2)"
+    info(msg)
+    if not json_out:
+        return
+    d = {"out": str(result.out), "iterations": result.iterations, "seconds": result.seconds, "best": best}
+    if distilled:
+        d["teacher_val"] = result.teacher_val
+    d.update(history=result.history, best_path=str(result.best_path), last_path=str(result.last_path))
+    _json_stdout(d)
+
+
+def report_evaluate(result, quiet: bool, note: str, save) -> None:
+    """`sdap evaluate`: unmatched files, the table, the summary line, written files and failed rows."""
+    if not quiet:
+        if result.unmatched:
+            shown = ", ".join(result.unmatched[:5]) + (" ..." if len(result.unmatched) > 5 else "")
+            info(f"{len(result.unmatched)} file(s) without a clean partner were skipped: {shown}")
+        if result.scored:
+            print_eval_table(result, note=note)
+        what = "scored" if result.scored else ("read" if result.mode == "outputs" else "denoised")
+        info(f"{len(result.rows) - len(result.failed)} {what}, {len(result.failed)} failed in "
+             f"{result.seconds:.1f} s" + (f"; weights {result.weights}" if result.weights else ""))
+        for path in ([result.submission] if result.submission else []) + result.written:
+            info(f"wrote {path}")
+        if save is not None:
+            info(f"denoised outputs in {save}")
+    if result.failed and (quiet or not sys.stderr.isatty()):
+        for r in result.failed:
+            error(r.error)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.commands.train import build_config
+from sdap_cli.config import resolve
 from sdap_cli.config import TrainConfig
 from sdap_cli.core.checkpoints import load_weights
 from sdap_cli.core.trainer import train
@@ -47,7 +47,7 @@ def val(tmp_path):
 def test_config_precedence(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"data": ["x"], "preset": "stage1", "batch": 4, "lr": 3e-4}))
-    cfg = build_config({"lr": 5e-4, "model": {"base_ch": 16, "num_module": None}}, f)
+    cfg = resolve(TrainConfig, {"lr": 5e-4, "model": {"base_ch": 16, "num_module": None}}, f)
     assert cfg.batch == 4                 # file beats preset
     assert cfg.lr == 5e-4                 # flag beats file
     assert cfg.patch == 160               # from the preset
@@ -58,7 +58,7 @@ def test_config_errors_say_what_to_change():
     with pytest.raises(ValidationError, match="multiple of the RSG cell size"):
         TrainConfig(data=["x"], patch=162)
     with pytest.raises(ValidationError, match="--init"):
-        build_config({"data": ["x"], "preset": "stage2"})
+        resolve(TrainConfig, {"data": ["x"], "preset": "stage2"})
     with pytest.raises(ValidationError, match="extra"):
         TrainConfig(data=["x"], learning_rate=1)
 

@@ -235,9 +235,9 @@ def _evaluate_sample(s: Sample, den: Denoiser | None, cfg: EvalConfig, progress:
         row.seconds = time.perf_counter() - ts
         if s.clean is not None:
             clean = s.clean()
-            row.psnr, row.ssim = psnr_ssim(out, clean, cfg.convention)
+            row.psnr, row.ssim = psnr_ssim(out, clean, cfg.metric_convention)
             if noisy is not None:
-                row.psnr_in, row.ssim_in = psnr_ssim(noisy, clean, cfg.convention)
+                row.psnr_in, row.ssim_in = psnr_ssim(noisy, clean, cfg.metric_convention)
         if cfg.save is not None:
             row.output = _save(out, cfg.save, s.name)
     except _Fatal:
@@ -338,7 +338,7 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
             incomplete submission, unwritable outputs).
     """
     t0 = time.perf_counter()
-    result = EvalResult(dataset=cfg.dataset, convention=cfg.convention,
+    result = EvalResult(dataset=cfg.dataset, convention=cfg.metric_convention,
                         mode="outputs" if cfg.denoised is not None else "denoise")
     _check_save(cfg)
     samples, total, shape = _load_samples(cfg, result)
