@@ -10,8 +10,8 @@ Prints one count per bound and exits 1 if any bound fails:
 * modules of ``commands/`` importing another command module;
 * atomic-rename sites (calls of ``os.replace`` / ``os.rename`` / ``Path.rename``/``.replace(`` with a
   path): exactly one allowed;
-* ``isinstance`` checks on a network class (``DBSNl``, ``StudentUNet``) outside the network modules,
-  the network table and the checkpoint loading code.
+* ``isinstance``/``issubclass``/``type(x) is`` checks on a network class (``DBSNl``, ``StudentUNet``)
+  outside the network modules, the network table and the checkpoint loading code.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def _resolve(mod: str, node: ast.ImportFrom) -> str:
         return node.module or ""
     base = mod.split(".")[:-node.level]
     return ".".join(base + ([node.module] if node.module else []))
+
+
+def _names(node: ast.AST) -> set[str]:
+    """Every name and attribute name inside an expression."""
+    return {x.id for x in ast.walk(node) if isinstance(x, ast.Name)} | \
+        {x.attr for x in ast.walk(node) if isinstance(x, ast.Attribute)}
 
 
 def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -88,12 +94,16 @@ def check(pkg: Path) -> dict[str, list[str]]:
                     # str.replace(a, b) takes two string arguments; os.replace / Path.replace take paths
                     if is_os or (f.attr == "rename" and len(node.args) == 1):
                         found["atomic_renames"].append(f"{where}:{node.lineno}")
-                if isinstance(f, ast.Name) and f.id == "isinstance" and len(node.args) == 2 \
-                        and where not in NETWORK_MODULES:
-                    names = {x.id for x in ast.walk(node.args[1]) if isinstance(x, ast.Name)}
-                    names |= {x.attr for x in ast.walk(node.args[1]) if isinstance(x, ast.Attribute)}
-                    if names & NETWORK_CLASSES:
-                        found["network_dispatch"].append(f"{where}:{node.lineno}")
+                if isinstance(f, ast.Name) and f.id in ("isinstance", "issubclass") and len(node.args) == 2 \
+                        and where not in NETWORK_MODULES and _names(node.args[1]) & NETWORK_CLASSES:
+                    found["network_dispatch"].append(f"{where}:{node.lineno}")
+            elif isinstance(node, ast.Compare) and where not in NETWORK_MODULES:
+                # type(x) is DBSNl, type(x) == StudentUNet, ...
+                sides = [node.left, *node.comparators]
+                asks_type = any(isinstance(x, ast.Call) and isinstance(x.func, ast.Name) and x.func.id == "type"
+                                for x in sides)
+                if asks_type and any(_names(x) & NETWORK_CLASSES for x in sides):
+                    found["network_dispatch"].append(f"{where}:{node.lineno}")
     return found
 
 

@@ -7,7 +7,7 @@ r"""Distillation: a StudentUNet :math:`g_\phi` learns the teacher's denoising, n
    should not learn, and any crop of the cached image is then free.
 2. The student minimises :math:`\mathcal{L} = \mathrm{mean}|g_\phi(y) - T(y)|` on random aligned crops
    (flips, rot90) of the pairs :math:`(y, T(y))`, with the loop, validation, keep-best and resume of
-   ``sdap train`` (``trainer.fit``).
+   ``sdap train`` (``loop.fit``).
 
 Images and targets are in [0, 1].
 """

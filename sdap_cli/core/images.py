@@ -145,6 +145,27 @@ def _png_complete(data: bytes) -> bool:
     return False
 
 
+def _read_bytes(path: str | os.PathLike) -> tuple[str, bytes, bool]:
+    """(name for messages, the file's bytes, whether its suffix is camera RAW); '-' reads all of stdin."""
+    if _is_std(path):
+        buf = getattr(sys.stdin, "buffer", None)
+        if buf is None or getattr(buf, "isatty", lambda: False)():
+            raise InputError(f"{_STDIN}: no image piped to standard input")
+        return _STDIN, buf.read(), False
+    name, p = os.fspath(path), Path(path)
+    if p.is_dir():
+        raise InputError(f"{name}: is a folder")
+    if not p.exists():
+        raise InputError(f"{name}: no such file")
+    suffix = p.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES | RAW_SUFFIXES:
+        raise InputError(f"{name}: unsupported file type '{p.suffix}'")
+    try:
+        return name, p.read_bytes(), suffix in RAW_SUFFIXES
+    except OSError as e:
+        raise InputError(f"{name}: cannot read ({_oneline(e.strerror or e)})") from None
+
+
 def read_image(path: str | os.PathLike) -> Image:
     """Read an image file (or ``'-'``: all of stdin) into an :class:`Image`.
 
@@ -157,27 +178,7 @@ def read_image(path: str | os.PathLike) -> Image:
     Raises:
         InputError: one line starting with the path (or ``<stdin>``) and the reason.
     """
-    raw = False
-    if _is_std(path):
-        name = _STDIN
-        buf = getattr(sys.stdin, "buffer", None)
-        if buf is None or getattr(buf, "isatty", lambda: False)():
-            raise InputError(f"{name}: no image piped to standard input")
-        data = buf.read()
-    else:
-        name, p = os.fspath(path), Path(path)
-        if p.is_dir():
-            raise InputError(f"{name}: is a folder")
-        if not p.exists():
-            raise InputError(f"{name}: no such file")
-        suffix = p.suffix.lower()
-        if suffix not in IMAGE_SUFFIXES | RAW_SUFFIXES:
-            raise InputError(f"{name}: unsupported file type '{p.suffix}'")
-        raw = suffix in RAW_SUFFIXES
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise InputError(f"{name}: cannot read ({_oneline(e.strerror or e)})") from None
+    name, data, raw = _read_bytes(path)
     if not data:
         raise InputError(f"{name}: not a readable image (file is empty)")
     kind = _sniff(data)
