@@ -1,6 +1,7 @@
 """Check that `sdap denoise` gives byte-identical outputs in this tree and at a git REF.
 
     python scripts/check_same_outputs.py REF          # e.g. main, or a commit hash
+    python scripts/check_same_outputs.py 950b25c --here=--no-auto   # this tree's fixed path vs REF's default
 
 REF is checked out into a temporary `git worktree`; `python -m sdap_cli denoise` then runs there and in
 this tree (the working tree as it is, uncommitted changes included) on:
@@ -53,11 +54,11 @@ def cases(inputs: Path) -> list[tuple[str, list[str], list[str]]]:
     return out
 
 
-def denoise_all(tree: Path, inputs: Path, out_root: Path) -> None:
+def denoise_all(tree: Path, inputs: Path, out_root: Path, extra: list[str]) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     for name, paths, flags in cases(inputs):
         out = out_root / name
-        cmd = [sys.executable, "-m", "sdap_cli", "denoise", *paths, "-o", str(out), "-q", *flags]
+        cmd = [sys.executable, "-m", "sdap_cli", "denoise", *paths, "-o", str(out), "-q", *flags, *extra]
         subprocess.run(cmd, cwd=tree, env=env, check=True)
 
 
@@ -69,6 +70,8 @@ def digests(folder: Path) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ref", help="git ref to compare against (e.g. main or a commit)")
+    ap.add_argument("--here", action="append", default=[], metavar="FLAG",
+                    help="a flag added to this tree's denoise runs only (repeatable), e.g. --here=--no-auto")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sdap-same-") as tmp:
         tmp = Path(tmp)
@@ -77,8 +80,8 @@ def main() -> int:
         sixteen_bit_png(inputs / "sixteen_bit.png")
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(ref_tree), args.ref], cwd=ROOT, check=True)
         try:
-            denoise_all(ref_tree, inputs, tmp / "out_ref")
-            denoise_all(ROOT, inputs, tmp / "out_here")
+            denoise_all(ref_tree, inputs, tmp / "out_ref", [])
+            denoise_all(ROOT, inputs, tmp / "out_here", args.here)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(ref_tree)], cwd=ROOT, check=False)
         before, after = digests(tmp / "out_ref"), digests(tmp / "out_here")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from . import __version__
 from .errors import SdapError
 from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
-                      CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt,
+                      CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt, AutoOpt,
                       ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt)
 
 app = typer.Typer(
@@ -97,6 +97,7 @@ def denoise(
     precision: PrecisionOpt = None,
     threads: ThreadsOpt = None,
     strength: StrengthOpt = None,
+    auto: AutoOpt = None,
     compile: CompileOpt = False,
     seed: Annotated[Optional[int], typer.Option(help="Seed of R3's random masks.")] = None,
     r3_t: Annotated[Optional[int], typer.Option("--r3-t", help="R3 rounds T (default 8).")] = None,
@@ -127,7 +128,8 @@ def denoise(
 
     inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
                      precision=precision, threads=threads, seed=seed, r3_t=r3_t, r3_p=r3_p, adapt=adapt or None,
-                     adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None, strength=strength)
+                     adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None, strength=strength,
+                     auto=auto)
     cfg = _config(DenoiseConfig, dict(inputs=inputs, output=output, weights=weights, recursive=recursive,
                                       suffix=suffix, format=format, overwrite=overwrite, skip_existing=skip_existing,
                                       shard=shard, save_adapted=save_adapted, inference=inference))
@@ -343,6 +345,7 @@ def evaluate(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     strength: StrengthOpt = None,
+    auto: AutoOpt = None,
     compile: CompileOpt = False,
     metric_convention: Annotated[Optional[str], typer.Option(help="sdap (default: uint8 RGB, Gaussian SSIM), "
                                  "apbsn (float 0-255, 7x7 uniform SSIM) or y (BT.601 luma).")] = None,
@@ -372,7 +375,7 @@ def evaluate(
 
     inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
                      precision=precision, adapt=adapt or None, adapt_iters=adapt_iters, adapt_lr=adapt_lr,
-                     compile=compile or None, strength=strength)
+                     compile=compile or None, strength=strength, auto=auto)
     flags = dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean, denoised=denoised, weights=weights,
                  metric_convention=metric_convention, limit=limit, save=save, csv=csv, json=json_file,
                  figure=figure, submit=submit, inference=inference)

@@ -71,6 +71,9 @@ class InferenceConfig(_Strict):
     """SDAP steps of --adapt."""
     adapt_lr: float = Field(5e-5, gt=0)
     """Adam learning rate of --adapt."""
+    auto: bool = True
+    """Measure each image's noise and pick its path (core/adaptive.py); off (--no-auto), or when --model
+    teacher/student, --pd, --refine, --strength, --r3-* or --adapt is given: one fixed path for all images."""
 
     @model_validator(mode="after")
     def _tile_vs_overlap(self) -> "InferenceConfig":

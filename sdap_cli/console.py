@@ -40,6 +40,14 @@ def info(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def noise_note(noise: dict | None) -> str:
+    """', light path: noise 3.2, rho1 0.70, rho2 0.35' for an --auto decision ('' without one)."""
+    if not noise:
+        return ""
+    return (f", {noise['path']} path: noise {noise['sigma']:.1f}, rho1 {noise['rho1']:.2f}, "
+            f"rho2 {noise['rho2']:.2f}")
+
+
 class QuietProgress:
     """Progress sink that shows nothing."""
 
@@ -64,7 +72,7 @@ class PlainProgress(QuietProgress):
     def file_done(self, index, result):
         if result.status == "ok":
             info(f"[{index + 1}/{self.total}] {result.input} -> {result.output} "
-                 f"({result.megapixels:.2f} MP, {result.seconds:.1f} s)")
+                 f"({result.megapixels:.2f} MP, {result.seconds:.1f} s{noise_note(result.noise)})")
         elif result.status == "skipped":
             info(f"[{index + 1}/{self.total}] {result.input}: skipped ({result.error})")
         else:
@@ -98,6 +106,8 @@ class RichProgress(QuietProgress):
 
     def file_done(self, index, result):
         self.bar.advance(self.files)
+        if result.status == "ok" and result.noise:
+            self.bar.console.print(f"{result.input}{noise_note(result.noise)}", markup=False, highlight=False)
         if result.status == "failed":
             self.bar.console.print(f"[red]error:[/] {result.error}", markup=True, highlight=False)
 
@@ -286,7 +296,8 @@ def report_denoise(result, quiet: bool, json_out: bool) -> None:
         _json_stdout(result.to_dict())
     failed = result.failed
     if not quiet:
-        net = (f" ({result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
+        auto = "auto: heavy path " if result.auto else ""
+        net = (f" ({auto}{result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
                if result.weights else "")
         info(f"{result.count('ok')} denoised, {result.count('skipped')} skipped, {len(failed)} failed "
              f"in {result.seconds:.1f} s{net}")

@@ -42,3 +42,7 @@ ValOpt = Annotated[Optional[str], typer.Option(help="Validation folder (noisy/cl
 ValEveryOpt = Annotated[Optional[int], typer.Option(help="Validate every N steps.")]
 CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Save resumable state every N steps.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed.")]
+AutoOpt = Annotated[Optional[bool], typer.Option("--auto/--no-auto", help="Measure each image's noise and "
+                    "choose its path (default): phone-like noise -> the default network; light or white noise "
+                    "-> the teacher at PD-1 blended to keep detail; a clean image -> itself. --no-auto, or any "
+                    "of --model teacher/student, --pd, --refine, --strength, --adapt: one fixed path.")]

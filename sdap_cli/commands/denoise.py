@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import DenoiseConfig, InferenceConfig
 from ..core import images
-from ..core.denoisers import build_denoiser
+from ..core.denoisers import auto_active, build_denoiser, denoise_image
 from ..core.device import is_oom
 from ..core.inference import Denoiser
 from ..errors import ConfigError, InputError, OutputError, SdapError
@@ -44,6 +44,7 @@ class FileResult:
     error: str | None = None
     seconds: float = 0.0
     megapixels: float = 0.0
+    noise: dict | None = None       # --auto: {'path', 'sigma', 'rho1', 'rho2'} (core/adaptive.py)
 
 
 @dataclass
@@ -56,7 +57,8 @@ class DenoiseResult:
     refine: str = ""
     strength: float = 1.0
     pd: int = 2
-    model: str = ""                 # 'teacher' (DBSNl) or 'student'
+    model: str = ""                 # 'teacher' (DBSNl) or 'student'; with --auto: the heavy path's
+    auto: bool = False              # --auto in effect: the path was chosen per image (FileResult.noise)
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -166,15 +168,6 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return [j for i, j in enumerate(ordered) if i % n == k - 1]
 
 
-def denoise_image(den: Denoiser, rgb: np.ndarray, inf: InferenceConfig, on_tile=None) -> np.ndarray:
-    """The per-image step: float ``(H, W, 3)`` in [0, 1] -> denoised float32, tiled as ``inf`` says.
-
-    This is where a choice per image (which network, which PD factor, how much of the input to keep)
-    belongs; today every image goes through the one ``den``.
-    """
-    return den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile)
-
-
 def _output_format(job: Job, cfg: DenoiseConfig) -> str:
     fmt = None if cfg.format == "same" else cfg.format
     if job.output == STDIO:
@@ -188,7 +181,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
     img = images.read_image(job.source)
     on_tile = progress.tile if progress is not None else None
     try:
-        rgb = denoise_image(den, img.rgb, cfg.inference, on_tile)
+        rgb, noise = denoise_image(den, img.rgb, cfg.inference, on_tile)
         mp = img.height * img.width / 1e6
         img.rgb = None              # the input pixels are not needed to write the output: free them first
     except Exception as e:                                  # noqa: BLE001
@@ -204,7 +197,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
         except OSError as e:
             raise OutputError(f"{parent}: cannot create the output folder ({e.strerror or e})") from None
     images.write_image(job.output, rgb, img, fmt)
-    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp)
+    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp, noise)
 
 
 def _run_job(den: Denoiser | None, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
@@ -265,6 +258,7 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     result.refine = cfg.inference.refine if result.model != "student" else "none"
     result.strength = cfg.inference.strength
     result.pd = cfg.inference.pd if result.model != "student" else 1
+    result.auto = auto_active(cfg.inference)
     if progress is not None:
         progress.start(len(jobs))
     for i, job in enumerate(jobs):

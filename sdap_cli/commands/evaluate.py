@@ -27,7 +27,7 @@ from ..config import EvalConfig, InferenceConfig
 from ..core import images
 from ..core.atomic import make_parent
 from ..core.datasets import pair_key
-from ..core.denoisers import build_denoiser
+from ..core.denoisers import auto_active, build_denoiser, denoise_image
 from ..core.device import is_oom
 from ..core.evalsets import Sample, dnd_samples, eval_samples
 from ..core.figures import crop, make_figure
@@ -61,6 +61,10 @@ class Row:
     seconds: float = 0.0
     output: str | None = None
     error: str | None = None
+    path: str | None = None             # --auto: the path taken and the measured noise (core/adaptive.py)
+    sigma: float | None = None
+    rho1: float | None = None
+    rho2: float | None = None
 
     @property
     def gain(self) -> float | None:
@@ -86,6 +90,7 @@ class EvalResult:
     refine: str = ""
     strength: float = 1.0
     pd: int = 2
+    auto: bool = False
     seconds: float = 0.0
     unmatched: list[str] = field(default_factory=list)
     submission: str | None = None
@@ -138,17 +143,18 @@ class _Fatal(SdapError):
     """Stops the whole run (not just one sample)."""
 
 
-def denoise_sample(den: Denoiser, noisy: np.ndarray, inf: InferenceConfig, on_tile) -> np.ndarray:
-    """The per-image step: denoise, then round to the source's sample type (uint8 for 8-bit sources),
-    as a saved output is."""
+def denoise_sample(den: Denoiser, noisy: np.ndarray, inf: InferenceConfig, on_tile
+                   ) -> tuple[np.ndarray, dict | None]:
+    """The per-image step (`sdap denoise`'s, with its ``--auto`` decision), then round to the source's
+    sample type (uint8 for 8-bit sources), as a saved output is."""
     try:
-        out = den.denoise(as_float(noisy), tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile)
+        out, noise = denoise_image(den, as_float(noisy), inf, on_tile)
     except Exception as e:                                  # noqa: BLE001
         if is_oom(e):
             raise _Fatal("out of memory even at the smallest tile; try --device cpu or --precision bf16") \
                 from None
         raise
-    return to_uint8(out) if noisy.dtype == np.uint8 else out
+    return (to_uint8(out) if noisy.dtype == np.uint8 else out), noise
 
 
 def _save(arr: np.ndarray, folder: Path, name: str) -> str:
@@ -161,7 +167,8 @@ def _save(arr: np.ndarray, folder: Path, name: str) -> str:
 
 def write_csv(result: EvalResult, path: Path) -> None:
     make_parent(path, "--csv")
-    cols = ["name", "psnr_in", "ssim_in", "psnr", "ssim", "gain", "seconds", "output", "error"]
+    cols = ["name", "psnr_in", "ssim_in", "psnr", "ssim", "gain", "seconds", "output", "error", "path", "sigma",
+            "rho1", "rho2"]
     try:
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
@@ -218,6 +225,7 @@ def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
     result.refine = den.refine_label
     result.strength = cfg.inference.strength
     result.pd = den.pd
+    result.auto = auto_active(cfg.inference)
     return den
 
 
@@ -231,7 +239,9 @@ def _evaluate_sample(s: Sample, den: Denoiser | None, cfg: EvalConfig, progress:
         if s.denoised is not None:
             out = s.denoised()
         else:
-            out = denoise_sample(den, noisy, cfg.inference, progress.tile if progress is not None else None)
+            out, noise = denoise_sample(den, noisy, cfg.inference, progress.tile if progress is not None else None)
+            for k, v in (noise or {}).items():
+                setattr(row, k, v)
         row.seconds = time.perf_counter() - ts
         if s.clean is not None:
             clean = s.clean()

@@ -2,7 +2,11 @@
 
 One rule for `sdap denoise` and `sdap evaluate`: choose the weights (``--weights``, else the shipped
 network ``--model`` picks), optionally adapt them to the images first (``--adapt``), then wrap them
-with the device, precision, PD factor, refinement and strength of the config.
+with the device, precision, PD factor, refinement and strength of the config. With ``--auto`` (the
+default, unless an option in ``FIXED_OPTIONS`` was given) that Denoiser is the heavy path of an
+:class:`~sdap_cli.core.adaptive.AdaptiveDenoiser`, whose light path is a teacher at PD-1 without
+refinement: the same network when it is a teacher, else the shipped teacher (or, for a student passed
+with ``--weights``, that student).
 """
 
 from __future__ import annotations
@@ -15,13 +19,23 @@ import torch
 from ..config import InferenceConfig
 from ..errors import ConfigError
 from .adapt import adapt
+from .adaptive import AdaptiveDenoiser
 from .checkpoints import LoadedWeights, load_weights, save_weights, shipped_student_path
 from .device import choose_device, pick_precision
 from .inference import Denoiser, make_denoiser
 
-__all__ = ["TEACHER_OPTIONS", "choose_weights", "build_denoiser"]
+__all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "choose_weights", "build_denoiser",
+           "denoise_image"]
 
 TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
+# options that choose the path themselves: given on the command line, they switch --auto off
+FIXED_OPTIONS = TEACHER_OPTIONS + ("strength", "model")
+
+
+def auto_active(inf: InferenceConfig) -> bool:
+    """--auto is on and no option of FIXED_OPTIONS was given (``--model auto`` does not count)."""
+    given = [o for o in FIXED_OPTIONS if o in inf.model_fields_set]
+    return inf.auto and all(o == "model" and inf.model == "auto" for o in given)
 
 
 def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
@@ -67,10 +81,21 @@ def _adapted(loaded: LoadedWeights, inf: InferenceConfig, images: list[np.ndarra
         save_weights(save_to, loaded.model, training=training)
 
 
+def _light_path(weights: Path | None, loaded: LoadedWeights, heavy: Denoiser) -> Denoiser:
+    """The light path's denoiser: a teacher at PD-1 without refinement (module docstring)."""
+    if loaded.model.role == "student":
+        if weights is not None:
+            return heavy
+        loaded = load_weights(None)
+    return make_denoiser(loaded.model, input_scale=loaded.input_scale, refine="none", pd=1,
+                         device=heavy.device, precision=heavy.precision, compile=heavy.compile)
+
+
 def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: list | None = None,
-                   save_adapted: Path | None = None, on_adapt=None) -> tuple[Denoiser, LoadedWeights]:
+                   save_adapted: Path | None = None, on_adapt=None
+                   ) -> tuple[Denoiser | AdaptiveDenoiser, LoadedWeights]:
     """Load the weights (optionally adapted to ``adapt_images``) and wrap them in a Denoiser (a
-    StudentDenoiser for a one-pass student).
+    StudentDenoiser for a one-pass student), or in an AdaptiveDenoiser when :func:`auto_active`.
 
     Raises:
         ConfigError: unavailable device, a model/option mismatch, --adapt on AP-BSN weights.
@@ -86,4 +111,16 @@ def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: 
                         r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
                         precision=pick_precision(inf.precision, device), compile=inf.compile,
                         strength=inf.strength)
+    if auto_active(inf):
+        return AdaptiveDenoiser(den, _light_path(weights, loaded, den)), loaded
     return den, loaded
+
+
+def denoise_image(den: Denoiser | AdaptiveDenoiser, rgb: np.ndarray, inf: InferenceConfig, on_tile=None
+                  ) -> tuple[np.ndarray, dict | None]:
+    """The per-image step: float ``(H, W, 3)`` in [0, 1] -> denoised float32, tiled as ``inf`` says, and
+    (``--auto``) the measured noise and the path taken (``{'path', 'sigma', 'rho1', 'rho2'}``)."""
+    if isinstance(den, AdaptiveDenoiser):
+        out, decision = den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile)
+        return out, decision.to_dict()
+    return den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile), None

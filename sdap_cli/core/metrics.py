@@ -43,26 +43,27 @@ def psnr_ssim(pred: np.ndarray, ref: np.ndarray, convention: Convention = "sdap"
 
     Example:
         >>> a = np.zeros((16, 16, 3), np.uint8); b = a.copy(); b[0, 0, 0] = 255
-        >>> round(psnr_ssim(b, a)[0], 2)
-        28.85
+        >>> round(psnr_ssim(b, a)[0], 2), psnr_ssim(a, a)[0]
+        (28.85, inf)
     """
     if pred.shape != ref.shape:
         raise ValueError(f"shape mismatch: {pred.shape} vs {ref.shape}")
-    if convention == "sdap":
-        p, r = to_uint8(pred), to_uint8(ref)
-        psnr = peak_signal_noise_ratio(r, p, data_range=255)
-        ssim = structural_similarity(r, p, data_range=255, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False, channel_axis=2)
-    elif convention == "apbsn":
-        p, r = _to_255(pred), _to_255(ref)
-        psnr = peak_signal_noise_ratio(r, p, data_range=255)
-        ssim = structural_similarity(r, p, data_range=255, channel_axis=2)
-    elif convention == "y":
-        p = rgb_to_y(to_uint8(pred).astype(np.float64))
-        r = rgb_to_y(to_uint8(ref).astype(np.float64))
-        psnr = peak_signal_noise_ratio(r, p, data_range=255)
-        ssim = structural_similarity(r, p, data_range=255, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False)
-    else:
-        raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
+    with np.errstate(divide="ignore", invalid="ignore"):     # identical images: PSNR inf, no warning
+        if convention == "sdap":
+            p, r = to_uint8(pred), to_uint8(ref)
+            psnr = peak_signal_noise_ratio(r, p, data_range=255)
+            ssim = structural_similarity(r, p, data_range=255, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, channel_axis=2)
+        elif convention == "apbsn":
+            p, r = _to_255(pred), _to_255(ref)
+            psnr = peak_signal_noise_ratio(r, p, data_range=255)
+            ssim = structural_similarity(r, p, data_range=255, channel_axis=2)
+        elif convention == "y":
+            p = rgb_to_y(to_uint8(pred).astype(np.float64))
+            r = rgb_to_y(to_uint8(ref).astype(np.float64))
+            psnr = peak_signal_noise_ratio(r, p, data_range=255)
+            ssim = structural_similarity(r, p, data_range=255, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False)
+        else:
+            raise ValueError(f"unknown metric convention {convention!r}; choose from {CONVENTIONS}")
     return float(psnr), float(ssim)

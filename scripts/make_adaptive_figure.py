@@ -1,0 +1,60 @@
+"""Make docs/adaptive.png: noisy | fixed default (--no-auto) | adaptive default | clean, on one light-noise
+photo (CC15, Nikon D800 ISO 1600) and one phone crop (SIDD validation block), shipped weights, CPU.
+
+Usage: python scripts/make_adaptive_figure.py [--data ../shared/data] [--out docs/adaptive.png]
+Each label gives the whole image's PSNR (SDAP convention); the panels show a 128x128 crop at 2x.
+"""
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sdap_cli.config import InferenceConfig
+from sdap_cli.core.denoisers import build_denoiser, denoise_image
+from sdap_cli.core.images import read_image
+from sdap_cli.core.metrics import psnr_ssim, to_uint8
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = [  # noisy, clean (under --data), crop top-left (y, x)
+    ("nam_cc15_mcwnnm/Real_ccnoise_denoised_part/d800_iso1600_2_real.png",
+     "nam_cc15_mcwnnm/Real_ccnoise_denoised_part/d800_iso1600_2_mean.png", (200, 40)),
+    ("sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy/1068.png", "sidd_val_blocks/p1y2z3_SDAP/SIDD_clean/1068.png", (64, 64)),
+]
+
+
+def label(img: np.ndarray, text: str) -> np.ndarray:
+    out = img.copy()
+    for colour, width in (((0, 0, 0), 4), ((255, 255, 255), 1)):
+        cv2.putText(out, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, width, cv2.LINE_AA)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--out", default=str(REPO / "docs" / "adaptive.png"))
+    a = ap.parse_args()
+    fixed, _ = build_denoiser(None, InferenceConfig(auto=False, precision="fp32"))
+    auto, _ = build_denoiser(None, InferenceConfig(precision="fp32"))
+    rows = []
+    for noisy_p, clean_p, (cy, cx) in CASES:
+        y, x = read_image(a.data / noisy_p).rgb, read_image(a.data / clean_p).rgb
+        outs = [denoise_image(d, y, InferenceConfig())[0] for d in (fixed, auto)]
+        decision = denoise_image(auto, y, InferenceConfig())[1]
+        titles = [f"noisy {psnr_ssim(y, x)[0]:.2f} dB", f"fixed default {psnr_ssim(outs[0], x)[0]:.2f}",
+                  f"adaptive ({decision['path']}) {psnr_ssim(outs[1], x)[0]:.2f}", "clean"]
+        panels = []
+        for img, t in zip([y, *outs, x], titles):
+            crop = to_uint8(img)[cy:cy + 128, cx:cx + 128, ::-1]
+            panels.append(label(cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST), t))
+        gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+        rows.append(np.hstack([p for q in panels for p in (q, gap)][:-1]))
+    fig = np.vstack([rows[0], np.full((6, rows[0].shape[1], 3), 255, np.uint8), rows[1]])
+    cv2.imwrite(a.out, fig)
+    print(a.out, fig.shape)
+
+
+if __name__ == "__main__":
+    main()

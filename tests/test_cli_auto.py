@@ -1,0 +1,76 @@
+"""`--auto` (the default) through the CLI: the decision is reported, explicit options switch it off,
+and `sdap evaluate` writes it to its CSV and JSON."""
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sdap_cli.cli import app
+from sdap_cli.config import InferenceConfig
+from sdap_cli.core.denoisers import auto_active
+from tests.core.test_noise import add_noise, smooth_scene
+from tests.helpers import write_png
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def light(tmp_path):
+    """A 96x112 photo-like PNG with white noise of std 5 (8-bit), and its clean original."""
+    x = smooth_scene(96, 112)
+    y = add_noise(x, 5, np.random.default_rng(0))
+    return write_png(tmp_path / "in" / "light.png", np.rint(y * 255).astype(np.uint8)), x
+
+
+@pytest.mark.parametrize("given, active", [
+    ({}, True), ({"model": "auto"}, True), ({"auto": False}, False), ({"model": "student"}, False),
+    ({"model": "teacher"}, False), ({"pd": 1}, False), ({"refine": "none"}, False), ({"strength": 0.5}, False),
+    ({"adapt": True}, False), ({"r3_t": 4}, False), ({"tile": 256}, True), ({"precision": "fp32"}, True),
+])
+def test_explicit_path_options_switch_auto_off(given, active):
+    assert auto_active(InferenceConfig(**given)) is active
+
+
+def test_denoise_reports_the_decision_and_no_auto_is_the_fixed_path(tmp_path, light):
+    src, x = light
+    r = invoke("denoise", src, "-o", tmp_path / "auto", "--json", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    noise = d["files"][0]["noise"]
+    assert d["auto"] is True and noise["path"] == "light"
+    assert 4 < noise["sigma"] < 6 and abs(noise["rho1"]) < 0.2
+    assert f"light path: noise {noise['sigma']:.1f}, rho1" in r.stderr    # the per-file line (no TTY here)
+    assert "auto: " in r.stderr
+    r = invoke("denoise", src, "-o", tmp_path / "fixed", "--json", "--no-auto", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["auto"] is False and d["files"][0]["noise"] is None and d["model"] == "student"
+    a, b = (cv2.imread(str(tmp_path / f / "light.png"))[..., ::-1] / 255.0 for f in ("auto", "fixed"))
+    err = lambda z: np.mean((z - x) ** 2)                      # noqa: E731
+    assert err(a) < err(b)                                     # the adaptive output is the better one
+
+
+def test_evaluate_writes_path_and_noise_columns(tmp_path, light):
+    src, x = light
+    clean = write_png(tmp_path / "clean" / "light.png", np.rint(x * 255).astype(np.uint8))
+    r = invoke("evaluate", "--noisy", src.parent, "--clean", clean.parent, "--csv", tmp_path / "s.csv",
+               "--json", tmp_path / "s.json", "-q")
+    assert r.exit_code == 0, r.output
+    row = next(csv.DictReader(open(tmp_path / "s.csv")))
+    assert row["path"] == "light" and 4 < float(row["sigma"]) < 6 and row["rho1"] and row["rho2"]
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert d["auto"] is True and d["images"][0]["path"] == "light"
+    assert d["images"][0]["psnr"] > d["images"][0]["psnr_in"]
+    r = invoke("evaluate", "--noisy", src.parent, "--clean", clean.parent, "--json", tmp_path / "f.json",
+               "-q", "--no-auto")
+    assert r.exit_code == 0, r.output
+    d = json.loads((tmp_path / "f.json").read_text())
+    assert d["auto"] is False and d["images"][0]["path"] is None
