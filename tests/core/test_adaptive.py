@@ -95,3 +95,18 @@ def test_light_phone_noise_is_never_worse_than_the_input(shipped):
     assert d.path == "heavy" and d.noise.sigma < 8
     assert score(shipped.heavy.denoise(y), x) < score(y, x)     # the fixed default loses
     assert score(out, x) > score(y, x)
+
+
+@pytest.mark.parametrize("band", [5, 17, 64, 1000])
+def test_banded_blend_equals_the_whole_image_blend(band):
+    from sdap_cli.core.adaptive import blend_in_place
+    from sdap_cli.core.noise import measure_noise
+    rng = np.random.default_rng(5)
+    x = smooth_scene(70, 90).astype(np.float32)
+    y = add_noise(x, 6, rng)
+    x_hat = np.clip(x + rng.normal(0, 0.01, x.shape), 0, 1).astype(np.float32)
+    est = measure_noise(y)
+    for amount in (1.0, 0.4):
+        whole = wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)
+        banded = blend_in_place(y, x_hat.copy(), est, amount, band=band)
+        assert np.abs(whole - banded).max() < 1e-6
