@@ -208,6 +208,10 @@ def distill(
     config: ConfigOpt = None,
     cache: Annotated[Optional[Path], typer.Option(help="Folder of cached teacher outputs (default "
                      "RUN/teacher_cache).")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma list of teacher outputs to learn, loss summed: "
+                       "teacher (default), phase1-3, hflip, vflip, rot90, auto.")] = None,
+    recharge: Annotated[Optional[float], typer.Option(help="Probability that a pixel of one random target "
+                        "takes the noisy value (0).")] = None,
     resume: ResumeOpt = False,
     iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", help="Total steps (10000).")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Crops per step (8).")] = None,
@@ -247,7 +251,8 @@ def distill(
         except ValueError:
             raise _fail(f"--{name} {v!r}: give three integers, e.g. 32,64,128", 2) from None
 
-    flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
+    flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache, recharge=recharge,
+                 targets=targets.split(",") if targets else None,
                  iterations=iterations, batch=batch, patch=patch, lr=lr, schedule=schedule, init=init, val=val,
                  val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                  precision=precision, workers=workers, threads=threads,

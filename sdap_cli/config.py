@@ -35,10 +35,8 @@ class InferenceConfig(_Strict):
     """How an image is denoised: which network, PD factor, refinement, tiling, device, precision."""
 
     model: Literal["auto", "teacher", "student"] = "auto"
-    """Which shipped network (or, with --weights, which kind the file must be): 'teacher' is the SDAP blind-spot
-    DBSNl (PD-2 + refinement), 'student' its distilled one-pass network; 'auto' picks the student on CPU/MPS
-    when one is shipped and the teacher on CUDA or when --refine, --pd, --r3-* or --adapt (teacher features) are
-    given."""
+    """Which shipped network (with --weights: which kind the file must be): 'teacher' (SDAP's DBSNl), 'student' (its
+    one-pass distillation); 'auto': the student on CPU/MPS, the teacher on CUDA or with --refine/--pd/--r3-*/--adapt."""
     refine: RefineMode = "e"
     """'e': SDAP's second full-resolution pass (default); 'r3': AP-BSN's random replacing; 'none'."""
     pd: int = Field(2, ge=1, le=8)
@@ -60,8 +58,7 @@ class InferenceConfig(_Strict):
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads for PyTorch; None: PyTorch's default."""
     strength: float = Field(1.0, ge=0.0, le=1.0)
-    """Denoising strength s: output = input + s * (denoised - input). 1 (default): full; 0.5 keeps the fine
-    detail the network smooths away on light noise (clean DSLR shots); 0: the input."""
+    """Denoising strength s: output = input + s * (denoised - input); 1: full, 0: the input."""
     compile: bool = False
     """torch.compile the network for inference (CPU: inductor with frozen weights and fused oneDNN kernels;
     CUDA: also CUDA graphs per tile shape). Costs seconds to a minute per image size."""
@@ -232,9 +229,12 @@ class DistillConfig(_LoopConfig):
     """Teacher weights (a DBSNl file); None: the shipped default."""
     teacher_refine: RefineMode = "e"
     """How the teacher denoises the training images (its outputs are the targets)."""
+    targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "auto"]] = ["teacher"]
+    """Teacher outputs the student learns, loss summed over them (core/distill.py TARGETS)."""
+    recharge: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability that a pixel of one random target takes the noisy value (APR-RD's recharge)."""
     cache: Optional[Path] = None
-    """Folder of cached teacher outputs (one .npy per image, keyed by teacher, image and refine); None:
-    ``<out>/teacher_cache``."""
+    """Folder of cached teacher outputs (keyed by teacher, image, refine, target); None: ``<out>/teacher_cache``."""
     student: StudentConfig = Field(default_factory=StudentConfig)
     init: Optional[Path] = None
     """Initial student weights (a student .safetensors)."""

@@ -91,6 +91,15 @@ def test_distill_config(captured):
     assert kwargs["resume"] is False
 
 
+def test_distill_targets_and_recharge_flags(captured):
+    r = invoke("distill", "-d", "x", "--targets", "teacher,phase1,auto", "--recharge", "0.25", "-q")
+    assert r.exit_code == 0, r.output
+    cfg, _ = captured["distill"]
+    assert cfg.targets == ["teacher", "phase1", "auto"] and cfg.recharge == 0.25
+    r = invoke("distill", "-d", "x", "--targets", "teacher,bogus", "-q")
+    assert r.exit_code == 2 and "targets" in r.output
+
+
 def test_evaluate_config(captured, tmp_path):
     r = invoke("evaluate", "--noisy", "n", "--clean", "c", "--metric-convention", "y", "--json", tmp_path / "r.json",
                "--refine", "e", "--limit", "3", "-q")

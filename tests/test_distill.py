@@ -184,3 +184,66 @@ def test_benchmark_times_a_student_in_one_pass(tmp_path):
     assert [row["refine"] for row in data["rows"]] == ["student"]
     assert data["env"]["networks"]["weights"]["kind"] == "student"
     assert data["rows"][0]["gmac_per_s"] > 0
+
+
+def test_targets_table_agrees_with_the_config():
+    from typing import get_args
+    from sdap_cli.core.distill import TARGETS
+    field = DistillConfig.model_fields["targets"].annotation
+    assert set(get_args(get_args(field)[0])) == set(TARGETS)
+
+
+def test_multi_targets_are_cached_once_and_are_the_transformed_teacher(setup, tmp_path):
+    from sdap_cli.core.distill import target_image
+    tmp, teacher = setup
+    den = Denoiser(load_weights(teacher).model, refine="e")
+    files = sorted((tmp / "data").iterdir())
+    names = ("teacher", "phase3", "hflip", "rot90")
+    noisy, targets, computed = teacher_targets(den, "k1", files, tmp_path / "c", targets=names)
+    assert computed == len(files) * len(names)
+    assert teacher_targets(den, "k1", files, tmp_path / "c", targets=names)[2] == 0
+    # the single-target cache entries are shared with the multi-target run
+    assert teacher_targets(den, "k1", files, tmp_path / "c")[2] == 0
+    y, t = noisy[0], targets[0]
+    assert t.shape == (*y.shape[:2], 3 * len(names))
+    for k, name in enumerate(names):
+        np.testing.assert_allclose(t[..., 3 * k:3 * k + 3], target_image(den, name, y), atol=1e-3)
+    np.testing.assert_allclose(t[..., 6:9], den.denoise(np.ascontiguousarray(y[:, ::-1]))[:, ::-1], atol=1e-3)
+    assert not np.allclose(t[..., 0:3], t[..., 3:6], atol=1e-3)     # another PD phase: another target
+
+
+def test_sum_of_l1_equals_a_loop_over_targets():
+    torch.manual_seed(0)
+    net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))
+    y = torch.rand(2, 3, 16, 16)
+    ts = [torch.rand(2, 3, 16, 16) for _ in range(3)]
+    total = distill_loss(net, torch.cat([y, *ts], 1))
+    loop = sum(distill_loss(net, torch.cat([y, t], 1)) for t in ts)
+    assert total.item() == pytest.approx(loop.item(), rel=1e-6)
+
+
+def test_recharge_puts_the_noisy_value_in_one_target_where_it_says():
+    from sdap_cli.core.distill import recharge
+    y = torch.rand(4, 3, 32, 32)
+    t = torch.rand(4, 5, 3, 32, 32)
+    out = recharge(y, t, 0.3, torch.Generator().manual_seed(1))
+    hit = (out == y.unsqueeze(1)).all(dim=2)                      # (B, K, P, P): target k recharged there
+    changed = (out != t).any(dim=2)
+    assert torch.equal(hit | ~changed, torch.ones_like(hit))      # a change is always to the noisy value
+    per_pixel = hit.sum(1)
+    assert per_pixel.max() <= 1                                   # at most one target per pixel
+    assert abs(per_pixel.float().mean().item() - 0.3) < 0.03
+    assert torch.equal(recharge(y, t, 0.0), t)
+    assert torch.equal(recharge(y, t, 0.3, torch.Generator().manual_seed(1)), out)   # reproducible
+
+
+def test_multi_target_distillation_runs_and_records_its_targets(setup, tmp_path):
+    tmp, teacher = setup
+    cfg = DistillConfig(data=[str(tmp / "data")], teacher=teacher, out=str(tmp_path / "m"), iterations=6,
+                        batch=2, patch=32, student={"ch": (8, 8, 8), "blocks": (1, 1, 1)}, workers=0,
+                        precision="fp32", device="cpu", log_every=3, cache=tmp_path / "cache",
+                        targets=["teacher", "vflip", "auto"], recharge=0.5)
+    result = distill(cfg)
+    meta = load_weights(result.last_path).metadata["training"]
+    assert meta["teacher"]["targets"] == ["teacher", "vflip", "auto"] and meta["teacher"]["recharge"] == 0.5
+    assert meta["teacher_outputs_computed"] == 3 * len(list((tmp / "data").iterdir()))

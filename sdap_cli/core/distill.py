@@ -9,6 +9,17 @@ r"""Distillation: a StudentUNet :math:`g_\phi` learns the teacher's denoising, n
    (flips, rot90) of the pairs :math:`(y, T(y))`, with the loop, validation, keep-best and resume of
    ``sdap train`` (``loop.fit``).
 
+Multi-target (``--targets``, AT-BSN(D)-style): K teacher outputs :math:`T_k(y)` per image (``TARGETS``:
+the teacher as configured; the same at the three other PD-2 phases, the input shifted by one pixel;
+of the flipped or rotated input, flipped back; the ``--auto`` output, which teaches the student the
+adaptive paths), each cached once, and
+
+.. math::
+    \mathcal{L} = \sum_{k=1}^{K} \mathrm{mean}|g_\phi(y) - T_k(y)|,
+
+optionally *recharged* (APR-RD, TM-BSN(D)): with probability ``recharge`` a pixel's value in one
+uniformly chosen target is replaced by the noisy :math:`y`.
+
 Images and targets are in [0, 1].
 """
 
@@ -25,6 +36,7 @@ import torch
 from ..config import DistillConfig
 from ..errors import CheckpointError, ConfigError
 from . import images
+from .adaptive import AdaptiveDenoiser
 from .atomic import atomic_write
 from .checkpoints import load_weights
 from .datasets import NoisyCrops
@@ -34,7 +46,34 @@ from .loop import Recipe, TrainResult, fit, setup
 from .trainer import autocast_context, find_noisy_images_all
 from .validation import load_validation_set, mean_scores, validate_student
 
-__all__ = ["distill", "teacher_targets", "distill_loss", "validate_student", "mean_scores", "file_hash"]
+__all__ = ["distill", "teacher_targets", "distill_loss", "recharge", "target_image", "TARGETS",
+           "validate_student", "mean_scores", "file_hash"]
+
+# a target's name -> (transform of the input, its inverse on the output); phases are pad-and-crop shifts
+_FLIPS = {
+    "hflip": (lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
+    "vflip": (lambda a: a[::-1], lambda a: a[::-1]),
+    "rot90": (lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1)),
+}
+_PHASES = {"phase1": (0, 1), "phase2": (1, 0), "phase3": (1, 1)}
+TARGETS = ("teacher", *_PHASES, *_FLIPS, "auto")
+
+
+def target_image(teacher: Denoiser, name: str, y: np.ndarray, adaptive=None) -> np.ndarray:
+    """The target ``name`` of TARGETS for an ``(H, W, 3)`` image in [0, 1]; float32 in [0, 1].
+
+    ``adaptive`` (an ``adaptive.AdaptiveDenoiser``) is needed for 'auto' only.
+    """
+    if name == "teacher":
+        return teacher.denoise(y)
+    if name == "auto":
+        return adaptive.denoise(y)[0]
+    if name in _PHASES:
+        dy, dx = _PHASES[name]
+        shifted = np.pad(y, ((dy, 0), (dx, 0), (0, 0)), mode="reflect" if min(y.shape[:2]) > 1 else "edge")
+        return np.ascontiguousarray(teacher.denoise(shifted)[dy:, dx:])
+    forward, back = _FLIPS[name]
+    return np.ascontiguousarray(back(teacher.denoise(np.ascontiguousarray(forward(y)))))
 
 
 def file_hash(path: str | os.PathLike) -> str:
@@ -46,51 +85,77 @@ def file_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _cached_target(entry: Path, shape: tuple, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
+    """(target, was cached): read ``entry`` if it holds an array of ``shape``, else compute and store it."""
+    if entry.is_file():
+        try:
+            t = np.load(entry).astype(np.float32)
+            if t.shape == shape:
+                return t, True
+        except (OSError, ValueError):
+            pass                                       # a damaged entry is recomputed
+    t = compute().astype(np.float16)                   # what the cache holds, so runs see equal targets
+    atomic_write(entry, lambda fh: np.save(fh, t))
+    return t.astype(np.float32), False
+
+
 def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cache_dir: Path, *,
+                    targets: tuple[str, ...] = ("teacher",), adaptive=None,
                     on_image: Callable[[int, int, Path, bool], None] | None = None
                     ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """Noisy images and the teacher's outputs for them, float32 ``(H, W, 3)`` in [0, 1].
+    """Noisy images and their targets: float32 ``(H, W, 3)`` and ``(H, W, 3K)`` (the K ``targets`` of
+    TARGETS side by side), in [0, 1].
 
-    Outputs are read from ``cache_dir/<stem>-<image hash>-<teacher_key>.npy`` when present, else
-    computed and written there atomically. ``on_image(i, n, path, was_cached)`` reports each image.
-    Returns (noisy, targets, number computed now).
+    Each target is read from ``cache_dir/<stem>-<image hash>-<teacher_key>[-<target>].npy`` when
+    present (no suffix for 'teacher'), else computed and written there atomically.
+    ``on_image(i, n, path, was_cached)`` reports each image. Returns (noisy, targets, number of target
+    images computed now).
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    noisy, targets, computed = [], [], 0
+    noisy, out, computed = [], [], 0
     for i, f in enumerate(files):
         y = images.read_image(f).rgb
-        entry = cache_dir / f"{Path(f).stem}-{file_hash(f)[:16]}-{teacher_key}.npy"
-        t = None
-        if entry.is_file():
-            try:
-                t = np.load(entry).astype(np.float32)
-            except (OSError, ValueError):
-                t = None                               # a damaged entry is recomputed
-            if t is not None and t.shape != y.shape:
-                t = None
-        cached = t is not None
-        if t is None:
-            t = teacher.denoise(y).astype(np.float16)   # what the cache holds, so runs see equal targets
-            atomic_write(entry, lambda fh: np.save(fh, t))
-            computed += 1
-            t = t.astype(np.float32)
+        stem = f"{Path(f).stem}-{file_hash(f)[:16]}-{teacher_key}"
+        ts, all_cached = [], True
+        for name in targets:
+            entry = cache_dir / (f"{stem}.npy" if name == "teacher" else f"{stem}-{name}.npy")
+            t, cached = _cached_target(entry, y.shape, lambda: target_image(teacher, name, y, adaptive))
+            ts.append(t)
+            computed += not cached
+            all_cached &= cached
         noisy.append(y)
-        targets.append(t)
+        out.append(ts[0] if len(ts) == 1 else np.concatenate(ts, axis=2))
         if on_image is not None:
-            on_image(i + 1, len(files), Path(f), cached)
-    return noisy, targets, computed
+            on_image(i + 1, len(files), Path(f), all_cached)
+    return noisy, out, computed
+
+
+def recharge(y: torch.Tensor, targets: torch.Tensor, p: float, gen: torch.Generator | None = None
+             ) -> torch.Tensor:
+    """Targets ``(B, K, C, P, P)`` where, with probability ``p`` per pixel, the value of one uniformly
+    chosen target is the noisy ``y`` ``(B, C, P, P)`` (all channels of that pixel); a new tensor."""
+    b, k, _, h, w = targets.shape
+    hit = torch.rand((b, 1, 1, h, w), generator=gen, device=y.device) < p
+    which = torch.randint(k, (b, 1, 1, h, w), generator=gen, device=y.device)
+    mask = hit & (which == torch.arange(k, device=y.device).view(1, k, 1, 1, 1))
+    return torch.where(mask, y.unsqueeze(1), targets)
 
 
 def distill_loss(net: torch.nn.Module, batch: torch.Tensor, *, precision: str = "fp32",
-                 channels_last: bool = True) -> torch.Tensor:
-    r""":math:`\mathrm{mean}|g_\phi(y) - T(y)|` for ``batch`` = cat([y, T(y)], dim=1), ``(B, 2C, P, P)``."""
-    c = batch.shape[1] // 2
-    y, target = batch[:, :c], batch[:, c:]
+                 channels_last: bool = True, channels: int = 3, recharge_p: float = 0.0,
+                 gen: torch.Generator | None = None) -> torch.Tensor:
+    r""":math:`\sum_k \mathrm{mean}|g_\phi(y) - T_k(y)|` for ``batch`` = cat([y, T_1(y), ..., T_K(y)], dim=1),
+    ``(B, C (1 + K), P, P)``; with ``recharge_p`` > 0 the targets are :func:`recharge`\ d first."""
+    c = channels
+    y = batch[:, :c]
+    targets = batch[:, c:].reshape(batch.shape[0], -1, c, *batch.shape[2:])
+    if recharge_p > 0:
+        targets = recharge(y, targets, recharge_p, gen)
     if channels_last:
         y = y.contiguous(memory_format=torch.channels_last)
     with autocast_context(batch.device, precision):
         out = net(y)
-    return (out.float() - target).abs().mean()
+    return (out.float().unsqueeze(1) - targets).abs().mean(dim=(0, 2, 3, 4)).sum()
 
 
 def distill(cfg: DistillConfig, *, resume: bool = False,
@@ -117,12 +182,17 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     cache_dir = Path(cfg.cache) if cfg.cache is not None else Path(cfg.out) / "teacher_cache"
     if env.world > 1 and env.rank != 0:
         torch.distributed.barrier()                   # rank 0 fills the cache first
-    noisy, targets, computed = teacher_targets(teacher, teacher_key, files, cache_dir,
-                                               on_image=on_teacher if env.rank == 0 else None)
+    adaptive = None
+    if "auto" in cfg.targets:
+        light = Denoiser(loaded.model, input_scale=loaded.input_scale, refine="none", pd=1, device=env.device,
+                         precision=env.precision)
+        adaptive = AdaptiveDenoiser(teacher, light)
+    noisy, targets, computed = teacher_targets(teacher, teacher_key, files, cache_dir, targets=tuple(cfg.targets),
+                                               adaptive=adaptive, on_image=on_teacher if env.rank == 0 else None)
     if env.world > 1 and env.rank == 0:
         torch.distributed.barrier()
     teacher_val = mean_scores(teacher, val) if val is not None and env.rank == 0 else None
-    del teacher
+    del teacher, adaptive
 
     torch.manual_seed(cfg.seed)
     model = StudentUNet(ch=cfg.student.ch, blocks=cfg.student.blocks)
@@ -135,11 +205,13 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     data = NoisyCrops([], cfg.patch, cfg.batch, cfg.seed, arrays=pairs)
 
     def loss(net: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last)
+        return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last,
+                            recharge_p=cfg.recharge, gen=gen)
 
     summary = {"images": len(files), "teacher": {"file": loaded.path.name, "sha256": teacher_sha,
                                                    "arch": loaded.model.arch, "refine": cfg.teacher_refine,
-                                                   "val": teacher_val},
+                                                   "val": teacher_val, "targets": list(cfg.targets),
+                                                   "recharge": cfg.recharge},
                "teacher_outputs_computed": computed}
     recipe = Recipe(model, data, loss,
                     validate=(lambda m: validate_student(m, val, env.device, env.precision)) if val is not None
