@@ -14,6 +14,10 @@ from .errors import SdapError
 from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
                       CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt, AutoOpt,
                       ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt)
+from .options import (QuietOpt, OutputOpt, R3SeedOpt, R3TOpt, R3POpt, RecursiveOpt, SuffixOpt, FormatOpt,
+                      QualityOpt, StripMetadataOpt, OverwriteOpt, SkipExistingOpt, ShardOpt, AdaptOpt,
+                      SaveAdaptedOpt, JsonOutOpt, DatasetOpt, DataDirOpt, NoisyOpt, CleanOpt, DenoisedOpt,
+                      ConventionOpt, LimitOpt, SaveOpt, CsvOpt, JsonFileOpt, FigureOpt, SubmitOpt)
 
 app = typer.Typer(
     name="sdap",
@@ -85,8 +89,7 @@ def _config(cls, flags: dict, config_file: Optional[Path] = None, whole: Optiona
 def denoise(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.",
                                                 show_default=False)],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder (created), file, "
-                      "or - for stdout. Default: beside each input, name + '_denoised'.")] = None,
+    output: OutputOpt = None,
     weights: WeightsOpt = None,
     model: ModelOpt = None,
     refine: RefineOpt = None,
@@ -99,25 +102,25 @@ def denoise(
     strength: StrengthOpt = None,
     auto: AutoOpt = None,
     compile: CompileOpt = False,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of R3's random masks.")] = None,
-    r3_t: Annotated[Optional[int], typer.Option("--r3-t", help="R3 rounds T (default 8).")] = None,
-    r3_p: Annotated[Optional[float], typer.Option("--r3-p", help="R3 replacement probability (0.16).")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders recursively.")] = False,
-    suffix: Annotated[Optional[str], typer.Option(help="Appended to output file names.")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="same (default), png, tiff, jpeg, "
-                      "bmp or webp.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs (never inputs).")] = False,
-    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose output exists (resume).")] = False,
-    shard: Annotated[Optional[str], typer.Option(help="K/N: process the K-th of N parts of the inputs.")] = None,
-    adapt: Annotated[bool, typer.Option("--adapt", help="First fine-tune a copy of the weights on these "
-                     "very images (SDAP(S)-style, self-supervised); the weights file is not changed.")] = False,
+    seed: R3SeedOpt = None,
+    r3_t: R3TOpt = None,
+    r3_p: R3POpt = None,
+    recursive: RecursiveOpt = False,
+    suffix: SuffixOpt = None,
+    format: FormatOpt = None,
+    quality: QualityOpt = None,
+    strip_metadata: StripMetadataOpt = False,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    shard: ShardOpt = None,
+    adapt: AdaptOpt = False,
     adapt_iters: AdaptItersOpt = None,
     adapt_lr: AdaptLrOpt = None,
-    save_adapted: Annotated[Optional[Path], typer.Option(help="Save the adapted weights here.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
+    save_adapted: SaveAdaptedOpt = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOutOpt = False,
 ) -> None:
-    """Denoise images (PNG, JPEG, TIFF, BMP, WebP, camera RAW) keeping size, bit depth, gray and alpha.
+    """Denoise images (PNG, JPEG, TIFF, BMP, WebP, HEIC, camera RAW) keeping size, bit depth, gray, alpha and metadata.
 
     Outputs are written atomically and never replace an input. A bad file is reported on one line and
     the batch goes on; the exit code is 1 if any file failed.
@@ -132,7 +135,8 @@ def denoise(
                      auto=auto)
     cfg = _config(DenoiseConfig, dict(inputs=inputs, output=output, weights=weights, recursive=recursive,
                                       suffix=suffix, format=format, overwrite=overwrite, skip_existing=skip_existing,
-                                      shard=shard, save_adapted=save_adapted, inference=inference))
+                                      shard=shard, save_adapted=save_adapted, inference=inference, quality=quality,
+                                      strip_metadata=strip_metadata or None))
     if json_out and cfg.output == "-":
         raise _fail("--json needs stdout, which --output - uses for the image", 2)
     progress = make_progress(quiet)
@@ -330,17 +334,11 @@ def benchmark(
                     "  sdap evaluate --dataset sidd-bench --data-dir SIDD/ --submit SubmitSrgb.csv\n\n"
                     "  sdap evaluate --dataset dnd --data-dir dnd_2017/ --submit bundled/")
 def evaluate(
-    dataset: Annotated[Optional[str], typer.Option(help="folders (default: --noisy/--clean or --data-dir "
-                       "with noisy/clean sub-folders), sidd-val, sidd-bench (Kaggle CSV with --submit) or "
-                       "dnd (.mat bundle with --submit).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of the dataset files: Validation*BlocksSrgb"
-                        ".mat, BenchmarkNoisyBlocksSrgb.mat, DND info.mat + images_srgb/, or noisy/clean "
-                        "sub-folders.")] = None,
-    noisy: Annotated[Optional[Path], typer.Option(help="Folder of noisy images.")] = None,
-    clean: Annotated[Optional[Path], typer.Option(help="Folder of clean references, paired by name "
-                     "(identical, or NOISY_x/GT_x, x_real/x_mean).")] = None,
-    denoised: Annotated[Optional[Path], typer.Option(help="Folder of existing outputs to score (no network "
-                        "is run).")] = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    noisy: NoisyOpt = None,
+    clean: CleanOpt = None,
+    denoised: DenoisedOpt = None,
     weights: WeightsOpt = None,
     model: ModelOpt = None,
     refine: RefineOpt = None,
@@ -352,22 +350,17 @@ def evaluate(
     strength: StrengthOpt = None,
     auto: AutoOpt = None,
     compile: CompileOpt = False,
-    metric_convention: Annotated[Optional[str], typer.Option(help="sdap (default: uint8 RGB, Gaussian SSIM), "
-                                 "apbsn (float 0-255, 7x7 uniform SSIM) or y (BT.601 luma).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N images (blocks).")] = None,
-    save: Annotated[Optional[Path], typer.Option(help="Folder for the denoised outputs (PNG).")] = None,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write a CSV row per image.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write a JSON file: a row per image "
-                         "and the summary.")] = None,
-    figure: Annotated[Optional[Path], typer.Option(help="PNG of noisy | denoised | clean crops of the best "
-                      "and worst images (PSNR gain).")] = None,
-    submit: Annotated[Optional[Path], typer.Option(help="sidd-bench: Kaggle CSV to write; dnd: folder of "
-                      "the .mat bundle.")] = None,
-    adapt: Annotated[bool, typer.Option("--adapt", help="Fine-tune a copy of the weights on the noisy "
-                     "images first (as `sdap denoise --adapt`).")] = False,
+    metric_convention: ConventionOpt = None,
+    limit: LimitOpt = None,
+    save: SaveOpt = None,
+    csv: CsvOpt = None,
+    json_file: JsonFileOpt = None,
+    figure: FigureOpt = None,
+    submit: SubmitOpt = None,
+    adapt: AdaptOpt = False,
     adapt_iters: AdaptItersOpt = None,
     adapt_lr: AdaptLrOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no table (errors only).")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Score denoising with PSNR/SSIM against clean references, and write benchmark submissions.
 

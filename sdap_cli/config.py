@@ -60,8 +60,7 @@ class InferenceConfig(_Strict):
     strength: float = Field(1.0, ge=0.0, le=1.0)
     """Denoising strength s: output = input + s * (denoised - input); 1: full, 0: the input."""
     compile: bool = False
-    """torch.compile the network for inference (CPU: inductor with frozen weights and fused oneDNN kernels;
-    CUDA: also CUDA graphs per tile shape). Costs seconds to a minute per image size."""
+    """torch.compile the network for inference (CPU: inductor, frozen weights; CUDA: CUDA graphs per tile shape)."""
     adapt: bool = False
     """Fine-tune a copy of the weights on the images being denoised first (SDAP(S)-style)."""
     adapt_iters: int = Field(100, ge=1)
@@ -69,8 +68,7 @@ class InferenceConfig(_Strict):
     adapt_lr: float = Field(5e-5, gt=0)
     """Adam learning rate of --adapt."""
     auto: bool = True
-    """Measure each image's noise and pick its path (core/adaptive.py); off (--no-auto), or when --model
-    teacher/student, --pd, --refine, --strength, --r3-* or --adapt is given: one fixed path for all images."""
+    """Measure each image's noise and pick its path (core/adaptive.py); off with --no-auto or any fixed-path option."""
 
     @model_validator(mode="after")
     def _tile_vs_overlap(self) -> "InferenceConfig":
@@ -95,8 +93,12 @@ class DenoiseConfig(_Strict):
     """Descend into sub-folders of folder inputs."""
     suffix: Optional[str] = None
     """Appended to output names ('' when --output is a folder, '_denoised' beside the inputs)."""
-    format: Literal["same", "png", "tiff", "jpeg", "bmp", "webp"] = "same"
-    """Output format; 'same' keeps the input's (camera RAW -> 16-bit TIFF)."""
+    format: Literal["same", "png", "tiff", "jpeg", "bmp", "webp", "heic"] = "same"
+    """Output format; 'same' keeps the input's (camera RAW -> 16-bit TIFF; heic needs the heif extra)."""
+    quality: int = Field(95, ge=1, le=100)
+    """JPEG/WebP/HEIC quality 1-100; 95: no visible loss, still compact. JPEG is written with 4:4:4 chroma."""
+    strip_metadata: bool = False
+    """Write no EXIF, ICC profile or XMP; by default they are copied from the input (core/metadata.py)."""
     overwrite: bool = False
     """Replace existing outputs (never an input)."""
     skip_existing: bool = False
@@ -247,8 +249,7 @@ class DistillConfig(_LoopConfig):
 
 
 class EvalConfig(_Strict):
-    """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write benchmark
-    submissions."""
+    """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write submissions."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
@@ -333,8 +334,7 @@ class BenchmarkConfig(_Strict):
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads (None: PyTorch's default)."""
     model: list[Literal["default", "student", "full"]] = Field(default_factory=lambda: ["default"])
-    """Networks to time: 'default' the shipped teacher (PD-2 + refine), 'student' the shipped distilled student
-    (one pass), 'full' the paper's DBSNl (128/9) with random weights."""
+    """Networks to time: 'default' (shipped teacher), 'student' (shipped student), 'full' (random 128/9 DBSNl)."""
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

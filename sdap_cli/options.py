@@ -1,4 +1,8 @@
-"""Typer option types shared by several subcommands of ``cli.py`` (declared once, used there only)."""
+"""Typer option types shared by several subcommands of ``cli.py`` (declared once, used there only).
+
+Every option shows its effective default in ``--help``: :func:`shown` reads it from the pydantic field of
+``config.py`` (the one source of defaults), so no value is repeated here.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,133 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import BaseModel
+
+from .config import DenoiseConfig, EvalConfig, InferenceConfig, TrainConfig
+
+
+def shown(model: type[BaseModel], name: str, none: str = "none") -> str:
+    """The ``[default: ...]`` text of option ``name``: the default of ``model``'s field of that name, or
+    ``none`` (what the code does instead) when that default is None. Booleans read 'on'/'off'.
+
+    Example:
+        >>> shown(InferenceConfig, "pd"), shown(InferenceConfig, "auto"), shown(InferenceConfig, "tile", "x")
+        ('2', 'on', 'x')
+    """
+    v = model.model_fields[name].get_default(call_default_factory=True)
+    if v is None:
+        return none
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _opt(*names: str, help: str, default: str) -> typer.models.OptionInfo:
+    return typer.Option(*names, help=help, show_default=default)
+
+
+_I = InferenceConfig
+OFF = "off"  # the presentation flags (--quiet, --json) that are not config fields
 
 # Options shared by denoise, evaluate, train and benchmark (declared once).
-WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights: ours (.safetensors), "
-                       "official SDAP or AP-BSN (.pth). Default: the shipped model.")]
-RefineOpt = Annotated[Optional[str], typer.Option(help="Refinement after the PD-2 pass: e (SDAP's second "
-                      "pass, default), r3 (AP-BSN), none (fastest).")]
-TileOpt = Annotated[Optional[int], typer.Option(help="Tile side in pixels, overlap included. Default: from "
-                    "free memory.")]
-OverlapOpt = Annotated[Optional[int], typer.Option(help="Context per tile side. Default: the receptive "
-                       "field, so tiles match the whole-image result.")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")]
-PrecisionOpt = Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option(help="CPU threads.")]
-CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the network (faster on large "
-                       "images and same-size batches; the first image of each size pays the compile).")]
-AdaptItersOpt = Annotated[Optional[int], typer.Option(help="Steps of --adapt (default 100).")]
-AdaptLrOpt = Annotated[Optional[float], typer.Option(help="Learning rate of --adapt (5e-5).")]
-StrengthOpt = Annotated[Optional[float], typer.Option(help="Denoising strength 0-1: output = input + "
-                         "s x (denoised - input). 1 (default) full; ~0.5 keeps fine detail on light noise.")]
-PdOpt = Annotated[Optional[int], typer.Option("--pd", help="PD factor of the teacher's first pass: 2 "
-                  "(SDAP, default) for camera noise correlated between neighbouring pixels; 1 for light, "
-                  "pixel-independent noise (clean DSLR shots).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="auto (default: the fast distilled "
-                     "student on CPU, the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.")]
+WeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Weights: ours (.safetensors), "
+                       "official SDAP or AP-BSN (.pth).", default=shown(DenoiseConfig, "weights", "the shipped model"))]
+RefineOpt = Annotated[Optional[str], _opt(help="Refinement after the PD-2 pass: e (SDAP's second "
+                      "pass), r3 (AP-BSN), none (fastest).", default=shown(_I, "refine"))]
+TileOpt = Annotated[Optional[int], _opt(help="Tile side in pixels, overlap included.",
+                    default=shown(_I, "tile", "from free memory"))]
+OverlapOpt = Annotated[Optional[int], _opt(help="Context per tile side (the default makes tiles match the "
+                       "whole-image result).", default=shown(_I, "tile_overlap", "the receptive field"))]
+DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_I, "device"))]
+PrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16.", default=shown(_I, "precision"))]
+ThreadsOpt = Annotated[Optional[int], _opt(help="CPU threads.", default=shown(_I, "threads", "PyTorch's"))]
+CompileOpt = Annotated[bool, _opt("--compile", help="torch.compile the network (faster on large "
+                       "images and same-size batches; the first image of each size pays the compile).",
+                       default=shown(_I, "compile"))]
+AdaptItersOpt = Annotated[Optional[int], _opt(help="Steps of --adapt.", default=shown(_I, "adapt_iters"))]
+AdaptLrOpt = Annotated[Optional[float], _opt(help="Learning rate of --adapt.", default=shown(_I, "adapt_lr"))]
+StrengthOpt = Annotated[Optional[float], _opt(help="Denoising strength 0-1: output = input + "
+                        "s x (denoised - input). 1 full; ~0.5 keeps fine detail on light noise.",
+                        default=shown(_I, "strength"))]
+PdOpt = Annotated[Optional[int], _opt("--pd", help="PD factor of the teacher's first pass: 2 "
+                  "(SDAP) for camera noise correlated between neighbouring pixels; 1 for light, "
+                  "pixel-independent noise (clean DSLR shots).", default=shown(_I, "pd"))]
+ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (the fast distilled student on CPU, "
+                     "the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.",
+                     default=shown(_I, "model"))]
+AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise and "
+                    "choose its path: phone-like noise -> the default network; light or white noise "
+                    "-> the teacher at PD-1 blended to keep detail; a clean image -> itself. --no-auto, or any "
+                    "of --model teacher/student, --pd, --refine, --strength, --adapt: one fixed path.",
+                    default=shown(_I, "auto"))]
+QuietOpt = Annotated[bool, _opt("--quiet", "-q", help="Print errors only.", default=OFF)]
+
+# Options of denoise only.
+OutputOpt = Annotated[Optional[str], _opt("--output", "-o", help="Output folder (created), file, or - for "
+                      "stdout.", default=shown(DenoiseConfig, "output", "beside each input"))]
+R3SeedOpt = Annotated[Optional[int], _opt(help="Seed of R3's random masks.", default=shown(_I, "seed"))]
+R3TOpt = Annotated[Optional[int], _opt("--r3-t", help="R3 rounds T.", default=shown(_I, "r3_t"))]
+R3POpt = Annotated[Optional[float], _opt("--r3-p", help="R3 replacement probability.", default=shown(_I, "r3_p"))]
+RecursiveOpt = Annotated[bool, _opt("--recursive", "-r", help="Search folders recursively.",
+                         default=shown(DenoiseConfig, "recursive"))]
+SuffixOpt = Annotated[Optional[str], _opt(help="Appended to output file names.", default=shown(
+                      DenoiseConfig, "suffix", "'' with --output DIR, '_denoised' beside the inputs"))]
+FormatOpt = Annotated[Optional[str], _opt("--format", "-f", help="same, png, tiff, jpeg, bmp, webp or heic "
+                      "(same: the input's; camera RAW -> 16-bit TIFF).", default=shown(DenoiseConfig, "format"))]
+QualityOpt = Annotated[Optional[int], _opt("--quality", help="JPEG/WebP/HEIC quality 1-100 (JPEG with 4:4:4 "
+                       "chroma).", default=shown(DenoiseConfig, "quality"))]
+StripMetadataOpt = Annotated[bool, _opt("--strip-metadata", help="Write no EXIF, ICC profile or XMP (by "
+                             "default they are copied from each input).",
+                             default=shown(DenoiseConfig, "strip_metadata"))]
+OverwriteOpt = Annotated[bool, _opt(help="Replace existing outputs (never inputs).",
+                         default=shown(DenoiseConfig, "overwrite"))]
+SkipExistingOpt = Annotated[bool, _opt(help="Skip inputs whose output exists (resume).",
+                            default=shown(DenoiseConfig, "skip_existing"))]
+ShardOpt = Annotated[Optional[str], _opt(help="K/N: process the K-th of N parts of the inputs.",
+                     default=shown(DenoiseConfig, "shard", "all inputs"))]
+AdaptOpt = Annotated[bool, _opt("--adapt", help="First fine-tune a copy of the weights on the noisy "
+                     "images themselves (SDAP(S)-style, self-supervised); the weights file is not changed.",
+                     default=shown(_I, "adapt"))]
+SaveAdaptedOpt = Annotated[Optional[Path], _opt(help="Save the adapted weights here.",
+                           default=shown(DenoiseConfig, "save_adapted", "not saved"))]
+JsonOutOpt = Annotated[bool, _opt("--json", help="Print a JSON summary to stdout.", default=OFF)]
+
+# Options of evaluate only.
+_E = EvalConfig
+DatasetOpt = Annotated[Optional[str], _opt(help="folders (--noisy/--clean or --data-dir with noisy/clean "
+                       "sub-folders), sidd-val, sidd-bench (Kaggle CSV with --submit) or dnd (.mat bundle "
+                       "with --submit).", default=shown(_E, "dataset"))]
+DataDirOpt = Annotated[Optional[Path], _opt(help="Folder of the dataset files: Validation*BlocksSrgb.mat, "
+                       "BenchmarkNoisyBlocksSrgb.mat, DND info.mat + images_srgb/, or noisy/clean sub-folders.",
+                       default=shown(_E, "data_dir", "none"))]
+NoisyOpt = Annotated[Optional[Path], _opt(help="Folder of noisy images.", default=shown(_E, "noisy"))]
+CleanOpt = Annotated[Optional[Path], _opt(help="Folder of clean references, paired by name (identical, or "
+                     "NOISY_x/GT_x, x_real/x_mean).", default=shown(_E, "clean"))]
+DenoisedOpt = Annotated[Optional[Path], _opt(help="Folder of existing outputs to score (no network is run).",
+                        default=shown(_E, "denoised", "none: run the network"))]
+ConventionOpt = Annotated[Optional[str], _opt(help="sdap (uint8 RGB, Gaussian SSIM), apbsn (float 0-255, "
+                          "7x7 uniform SSIM) or y (BT.601 luma).", default=shown(_E, "metric_convention"))]
+LimitOpt = Annotated[Optional[int], _opt(help="Only the first N images (blocks).", default=shown(_E, "limit", "all"))]
+SaveOpt = Annotated[Optional[Path], _opt(help="Folder for the denoised outputs (PNG).",
+                    default=shown(_E, "save", "not saved"))]
+CsvOpt = Annotated[Optional[Path], _opt("--csv", help="Write a CSV row per image.", default=shown(_E, "csv"))]
+JsonFileOpt = Annotated[Optional[Path], _opt("--json", help="Write a JSON file: a row per image and the summary.",
+                        default=shown(_E, "json_path"))]
+FigureOpt = Annotated[Optional[Path], _opt(help="PNG of noisy | denoised | clean crops of the best and worst "
+                      "images (PSNR gain).", default=shown(_E, "figure"))]
+SubmitOpt = Annotated[Optional[Path], _opt(help="sidd-bench: Kaggle CSV to write; dnd: folder of the .mat "
+                      "bundle.", default=shown(_E, "submit"))]
 
 # Options shared by train and distill.
+_L = TrainConfig
 DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
                     "(repeatable; searched recursively; GT files ignored).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of options "
-                      "(flags override it).")]
-ResumeOpt = Annotated[bool, typer.Option(help="Continue from RUN/state.pt.")]
-ValOpt = Annotated[Optional[str], typer.Option(help="Validation folder (noisy/clean sub-folders, or "
-                   "the SIDD validation .mat files).")]
-ValEveryOpt = Annotated[Optional[int], typer.Option(help="Validate every N steps.")]
-CheckpointEveryOpt = Annotated[Optional[int], typer.Option(help="Save resumable state every N steps.")]
-SeedOpt = Annotated[Optional[int], typer.Option(help="Seed.")]
-AutoOpt = Annotated[Optional[bool], typer.Option("--auto/--no-auto", help="Measure each image's noise and "
-                    "choose its path (default): phone-like noise -> the default network; light or white noise "
-                    "-> the teacher at PD-1 blended to keep detail; a clean image -> itself. --no-auto, or any "
-                    "of --model teacher/student, --pd, --refine, --strength, --adapt: one fixed path.")]
+                      "(flags override it).", show_default="none")]
+ResumeOpt = Annotated[bool, _opt(help="Continue from RUN/state.pt.", default=OFF)]
+ValOpt = Annotated[Optional[str], _opt(help="Validation folder (noisy/clean sub-folders, or "
+                   "the SIDD validation .mat files).", default=shown(_L, "val"))]
+ValEveryOpt = Annotated[Optional[int], _opt(help="Validate every N steps.", default=shown(_L, "val_every"))]
+CheckpointEveryOpt = Annotated[Optional[int], _opt(help="Save resumable state every N steps.",
+                               default=shown(_L, "checkpoint_every"))]
+SeedOpt = Annotated[Optional[int], _opt(help="Seed.", default=shown(_L, "seed"))]

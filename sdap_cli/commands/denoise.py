@@ -196,7 +196,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OutputError(f"{parent}: cannot create the output folder ({e.strerror or e})") from None
-    images.write_image(job.output, rgb, img, fmt)
+    images.write_image(job.output, rgb, img, fmt, cfg.quality, None if cfg.strip_metadata else img.metadata)
     return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp, noise)
 
 

@@ -2,9 +2,13 @@
 
 Inside the core an image is a float32 ``(H, W, 3)`` array with values in ``[0, 1]``; this
 module is the only place that converts from and to file sample types (8- or 16-bit
-unsigned integers, never floats: float TIFFs are rejected with an InputError). The source
-alpha plane is kept aside untouched and re-attached on writing. Metadata (EXIF, ICC) is
-not carried over; JPEG EXIF orientation is applied when reading.
+unsigned integers; float32/float16 TIFF). The source alpha plane is kept aside untouched and
+re-attached on writing. JPEG and HEIC orientation is applied when reading. EXIF, ICC and XMP are
+read into ``Image.metadata`` and written back where the format holds them (``core/metadata.py``).
+
+Float TIFFs keep their dtype. The network sees the values clipped to [0, 1] (NaN as 0); samples
+outside [0, 1] (HDR highlights, negative values, NaN) are written back as they were in the input,
+the others as denoised: the denoiser's [0, 1] model does not cover them, so they are not changed.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import tifffile
 
 from ..errors import InputError, OutputError
 from .atomic import atomic_write
+from .metadata import Metadata, png_with_metadata, read_metadata, tiff_kwargs
+from .pillow_codec import decode_heif, encode_pillow
+from .sniff import png_complete, sniff
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".hif"})
 RAW_SUFFIXES = frozenset(
     ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .raf .rw2 .rwl .orf .pef .srw .kdc .dcr"
     " .mrw .3fr .erf .mef .mos .raw .x3f .iiq".split()
 )
 _FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
-            ".bmp": "bmp", ".webp": "webp"}
-_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "webp": ".webp"}
+            ".bmp": "bmp", ".webp": "webp", ".heic": "heic", ".heif": "heic", ".hif": "heic"}
+_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "webp": ".webp", "heic": ".heic"}
 _EIGHT_BIT_ONLY = frozenset({"jpeg", "bmp", "webp"})
 _STDIN, _STDOUT = "<stdin>", "<stdout>"
 
@@ -48,7 +55,7 @@ def format_for_suffix(suffix: str) -> str:
     if s in RAW_SUFFIXES:
         raise OutputError(f"cannot write camera RAW ('{suffix}'); use .png or .tif")
     raise OutputError(
-        f"unsupported output file type '{suffix}' (use .png, .jpg, .tif, .bmp or .webp)")
+        f"unsupported output file type '{suffix}' (use .png, .jpg, .tif, .bmp, .webp or .heic)")
 
 
 def suffix_for_format(fmt: str) -> str:
@@ -62,10 +69,13 @@ class Image:
 
     Attributes:
         rgb: float32 ``(H, W, 3)`` in ``[0, 1]``; gray sources are replicated to 3 channels.
-        dtype: sample type of the source, ``np.uint8`` or ``np.uint16`` (RAW gives uint16).
+        dtype: sample type of the source: uint8, uint16 (RAW, 10-bit HEIC), float16 or float32 (TIFF).
         channels: channels in the source: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
         alpha: the source alpha plane ``(H, W)`` in the source dtype, or None.
-        format: 'png', 'jpeg', 'tiff', 'bmp', 'webp' or 'raw'.
+        format: 'png', 'jpeg', 'tiff', 'bmp', 'webp', 'heic' or 'raw'.
+        metadata: the source's EXIF, ICC profile and XMP (None: none to write).
+        outside: float sources with samples outside [0, 1] (or NaN): their colour samples as read, so
+            those samples are written back unchanged; else None.
     """
 
     rgb: np.ndarray
@@ -73,6 +83,8 @@ class Image:
     channels: int
     alpha: np.ndarray | None
     format: str
+    metadata: Metadata | None = None
+    outside: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -120,31 +132,6 @@ def _quiet_cv2():
             log.setLogLevel(old)
 
 
-def _sniff(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
-        return "tiff"
-    if data.startswith(b"BM"):
-        return "bmp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def _png_complete(data: bytes) -> bool:
-    """Walk the PNG chunks: True only if a whole IEND chunk is present."""
-    pos = 8
-    while pos + 8 <= len(data):
-        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
-        pos += 12 + size
-        if kind == b"IEND":
-            return pos <= len(data)
-    return False
-
-
 def _read_bytes(path: str | os.PathLike) -> tuple[str, bytes, bool]:
     """(name for messages, the file's bytes, whether its suffix is camera RAW); '-' reads all of stdin."""
     if _is_std(path):
@@ -181,11 +168,20 @@ def read_image(path: str | os.PathLike) -> Image:
     name, data, raw = _read_bytes(path)
     if not data:
         raise InputError(f"{name}: not a readable image (file is empty)")
-    kind = _sniff(data)
+    img = _decode(data, name, raw)
+    meta = read_metadata(data, rotated=img.format in ("jpeg", "heic"))
+    img.metadata = meta or None
+    return img
+
+
+def _decode(data: bytes, name: str, raw: bool) -> Image:
+    kind = sniff(data)
     if raw or (kind is None and name == _STDIN):
         return _decode_raw(data, name, guess=not raw)
     if kind is None:
         raise InputError(f"{name}: not a readable image (unrecognised data)")
+    if kind == "heic":
+        return _to_image(decode_heif(data, name), name, kind)
     arr = None
     if kind == "tiff":
         try:
@@ -201,7 +197,7 @@ def read_image(path: str | os.PathLike) -> Image:
             raise
         except Exception:  # compression without imagecodecs, odd layouts: let OpenCV try
             arr = None
-    elif kind == "png" and not _png_complete(data):
+    elif kind == "png" and not png_complete(data):
         raise InputError(f"{name}: not a readable image (corrupt or truncated data)")
     if arr is None:
         # JPEG: ANYCOLOR|ANYDEPTH applies EXIF orientation (UNCHANGED would not); others keep alpha.
@@ -240,11 +236,11 @@ def _decode_raw(data: bytes, name: str, guess: bool = False) -> Image:
 def _to_image(arr: np.ndarray, name: str, fmt: str) -> Image:
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
-    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
-        arr = arr.astype(f"u{arr.dtype.itemsize}", copy=False)  # big-endian TIFF -> native
+    if arr.dtype.kind in "uf" and arr.dtype.itemsize in ((1, 2) if arr.dtype.kind == "u" else (2, 4)):
+        arr = arr.astype(f"{arr.dtype.kind}{arr.dtype.itemsize}", copy=False)  # big-endian TIFF -> native
     else:
         raise InputError(f"{name}: unsupported sample type {arr.dtype.name} "
-                         "(only 8- and 16-bit unsigned images are supported)")
+                         "(8- and 16-bit unsigned, float16 and float32 images are supported)")
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or not 1 <= arr.shape[2] <= 4:
@@ -252,36 +248,66 @@ def _to_image(arr: np.ndarray, name: str, fmt: str) -> Image:
     h, w, c = arr.shape
     if h < 1 or w < 1:
         raise InputError(f"{name}: not a readable image (empty, {w}x{h} pixels)")
-    scale = np.float32(255 if arr.dtype == np.uint8 else 65535)
+    scale = np.float32({1: 255, 2: 65535}[arr.dtype.itemsize] if arr.dtype.kind == "u" else 1)
     colour = arr[..., :3] if c >= 3 else arr[..., :1]
     rgb = colour.astype(np.float32) / scale
+    outside = None
+    if arr.dtype.kind == "f":
+        if not ((rgb >= 0) & (rgb <= 1)).all():
+            outside = rgb.copy()
+        np.clip(np.nan_to_num(rgb, copy=False, nan=0.0), 0.0, 1.0, out=rgb)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
     alpha = arr[..., c - 1].copy() if c in (2, 4) else None
     return Image(rgb=np.ascontiguousarray(rgb), dtype=arr.dtype, channels=c, alpha=alpha,
-                 format=fmt)
+                 format=fmt, outside=outside)
 
 
 def _normalise_format(fmt: str) -> str:
     f = {"jpg": "jpeg", "tif": "tiff"}.get(fmt.lower().lstrip("."), fmt.lower().lstrip("."))
     if f not in _SUFFIX:
-        raise OutputError(f"unsupported output format '{fmt}' (use png, jpeg, tiff, bmp or webp)")
+        raise OutputError(f"unsupported output format '{fmt}' (use png, jpeg, tiff, bmp, webp or heic)")
     return f
 
 
-def encode_image(rgb: np.ndarray, like: Image, fmt: str) -> bytes:
+def _samples(rgb: np.ndarray, like: Image, dtype: np.dtype) -> np.ndarray:
+    """``(H, W, C)`` samples of ``dtype`` in the channels of ``like`` (alpha re-attached)."""
+    # one float32 working copy, then in place: a 24 MP photo needs 288 MB here, not four times that
+    x = np.array(rgb, dtype=np.float32, copy=True)
+    np.nan_to_num(x, copy=False, nan=0.0)
+    np.clip(x, 0.0, 1.0, out=x)
+    if like.channels in (1, 2):
+        x = x.mean(axis=2, keepdims=True)
+    if dtype.kind == "f":
+        if like.outside is not None and like.outside.shape == x.shape:
+            keep = ~((like.outside >= 0) & (like.outside <= 1))  # out of range or NaN: as read
+            x[keep] = like.outside[keep]
+        out = x.astype(dtype)
+    else:
+        x *= np.float32(255 if dtype == np.uint8 else 65535)
+        out = np.rint(x, out=x).astype(dtype)
+    del x
+    if like.alpha is not None:
+        out = np.concatenate([out, like.alpha.astype(dtype, copy=False)[..., None]], axis=2)
+    return out
+
+
+def encode_image(rgb: np.ndarray, like: Image, fmt: str, quality: int = 95,
+                 metadata: Metadata | None = None) -> bytes:
     """Encode denoised RGB in the sample type, channels and alpha of ``like``.
 
     Args:
         rgb: float ``(H, W, 3)``, nominally in ``[0, 1]`` (clipped; NaN becomes 0).
         like: the source image: gives dtype, gray/colour and the alpha plane.
-        fmt: 'png', 'jpeg', 'tiff', 'bmp' or 'webp' ('jpg' and 'tif' accepted).
+        fmt: 'png', 'jpeg', 'tiff', 'bmp', 'webp' or 'heic' ('jpg' and 'tif' accepted).
+        quality: 1-100 for jpeg, webp and heic (JPEG with 4:4:4 chroma); ignored otherwise.
+        metadata: EXIF/ICC/XMP to embed where ``fmt`` can hold them (none for BMP).
 
     Returns:
         The encoded file bytes.
 
     Raises:
-        OutputError: the format cannot hold the data (16 bits or alpha), or encoding failed.
+        OutputError: the format cannot hold the data (16 bits, floats or alpha), or encoding failed.
         ValueError: ``rgb`` has the wrong shape.
     """
     fmt = _normalise_format(fmt)
@@ -289,37 +315,31 @@ def encode_image(rgb: np.ndarray, like: Image, fmt: str) -> bytes:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
     dtype = np.dtype(like.dtype)
+    if dtype.kind == "f" and fmt != "tiff":
+        raise OutputError(f"{fmt} cannot store float samples; use tiff to keep them")
     if dtype == np.uint16 and fmt in _EIGHT_BIT_ONLY:
-        raise OutputError(f"{fmt} cannot store 16-bit samples; use png or tiff to keep 16 bits")
+        raise OutputError(f"{fmt} cannot store 16-bit samples; use png, tiff or heic to keep more than 8 bits")
     if like.alpha is not None and fmt == "jpeg":
         raise OutputError("jpeg cannot store an alpha channel; use png, tiff or webp")
     if like.alpha is not None and like.alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha shape {like.alpha.shape} does not match image {rgb.shape[:2]}")
-    # one float32 working copy, then in place: a 24 MP photo needs 288 MB here, not four times that
-    x = np.array(rgb, dtype=np.float32, copy=True)
-    np.nan_to_num(x, copy=False, nan=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
-    if like.channels in (1, 2):
-        x = x.mean(axis=2, keepdims=True)
-    x *= np.float32(255 if dtype == np.uint8 else 65535)
-    out = np.rint(x, out=x).astype(dtype)
-    del x
-    if like.alpha is not None:
-        out = np.concatenate([out, like.alpha.astype(dtype, copy=False)[..., None]], axis=2)
+    out = _samples(rgb, like, dtype)
+    if fmt in ("jpeg", "webp", "heic"):
+        return encode_pillow(out, fmt, quality, metadata)
     if fmt == "tiff":
         buf = io.BytesIO()
         gray = out.shape[2] <= 2
         tifffile.imwrite(buf, out[..., 0] if out.shape[2] == 1 else out,
                          photometric="minisblack" if gray else "rgb",
                          planarconfig=None if out.shape[2] == 1 else "contig",
-                         extrasamples=("unassalpha",) if like.alpha is not None else None)
+                         extrasamples=("unassalpha",) if like.alpha is not None else None,
+                         **tiff_kwargs(metadata))
         return buf.getvalue()
     if out.shape[2] == 2:  # OpenCV cannot encode gray+alpha: write it as RGBA
         out = out[..., [0, 0, 0, 1]]
     if out.shape[2] >= 3:
         out = out[..., [2, 1, 0, 3][: out.shape[2]]]  # RGB(A) -> BGR(A)
-    params = {"jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95], "png": [cv2.IMWRITE_PNG_COMPRESSION, 3],
-              "webp": [cv2.IMWRITE_WEBP_QUALITY, 95]}.get(fmt, [])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if fmt == "png" else []
     try:
         out = np.ascontiguousarray(out[..., 0] if out.shape[2] == 1 else out)
         ok, enc = cv2.imencode(_SUFFIX[fmt], out, params)
@@ -327,12 +347,11 @@ def encode_image(rgb: np.ndarray, like: Image, fmt: str) -> bytes:
         raise OutputError(f"cannot encode {fmt} ({_oneline(e)})") from None
     if not ok:
         raise OutputError(f"cannot encode {fmt}")
-    return enc.tobytes()
+    return png_with_metadata(enc.tobytes(), metadata) if fmt == "png" else enc.tobytes()
 
 
-def write_image(
-    path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str | None = None
-) -> None:
+def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str | None = None,
+                quality: int = 95, metadata: Metadata | None = None) -> None:
     """Encode ``rgb`` like ``like`` and write it atomically (or to stdout for ``'-'``).
 
     A temporary file in the destination folder is written, fsynced and renamed onto
@@ -344,6 +363,7 @@ def write_image(
         rgb: float ``(H, W, 3)`` in ``[0, 1]``.
         like: the source image (dtype, channels, alpha).
         fmt: output format; by default from the suffix of ``path``.
+        quality, metadata: as in :func:`encode_image`.
 
     Raises:
         OutputError: one line starting with the path (or ``<stdout>``) and the reason.
@@ -352,7 +372,7 @@ def write_image(
     name = _STDOUT if std else os.fspath(path)
     try:
         fmt = fmt or ("png" if std else format_for_suffix(Path(path).suffix))
-        data = encode_image(rgb, like, fmt)
+        data = encode_image(rgb, like, fmt, quality, metadata)
     except OutputError as e:
         raise OutputError(f"{name}: {e}") from None
     if std:

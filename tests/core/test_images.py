@@ -112,9 +112,9 @@ def test_planar_tiff(tmp_path):
     assert im.channels == 3 and np.array_equal(np.rint(im.rgb * 255).astype(np.uint8), arr)
 
 
-def test_float_tiff_rejected(tmp_path):
-    tifffile.imwrite(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
-    with pytest.raises(InputError, match=r"f\.tif: unsupported sample type float32"):
+def test_float64_tiff_rejected(tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((4, 4), np.float64))
+    with pytest.raises(InputError, match=r"f\.tif: unsupported sample type float64"):
         read_image(tmp_path / "f.tif")
 
 

@@ -1,0 +1,155 @@
+"""The photographer's metadata (EXIF, ICC colour profile, XMP), read from an input and attached to its output.
+
+Read with Pillow, which knows every container this package reads (JPEG, PNG, TIFF and TIFF-based RAW such as
+DNG/NEF/CR2, WebP, HEIC with pillow-heif): no hand-written EXIF or ICC parser. Pillow rather than
+pyexiv2/exiv2 because it is already a dependency, has wheels everywhere and writes the same three blocks back
+on every format it encodes (JPEG, WebP, HEIC); exiv2 would add a C++ library for no gain here.
+
+The pixel path (``images.py``) stays as it is; this module only adds the blocks:
+
+* JPEG, WebP, HEIC: handed to Pillow's encoder (``pillow_kwargs``).
+* PNG: the standard ``iCCP``, ``eXIf`` and ``iTXt`` (XML:com.adobe.xmp) chunks written after ``IHDR`` of the
+  encoder's bytes (``png_with_metadata``; the pixels' bytes are untouched).
+* TIFF: the ICC profile (tag 34675), XMP (700) and the descriptive base-IFD EXIF tags (Make, Model, DateTime,
+  Artist, Copyright, ImageDescription, Software, Orientation) as tifffile tags (``tiff_kwargs``). tifffile
+  cannot write the EXIF sub-IFD, so exposure, lens and GPS tags do not reach TIFF outputs.
+* BMP: nothing (the format has no place for them).
+
+The EXIF kept is the base IFD's descriptive tags plus the Exif and GPS sub-IFDs, never the source's own
+layout tags (strips, sizes, compression of a TIFF) nor its thumbnail. When the reader rotated the pixels
+(JPEG and HEIC: the decoder applies the orientation), the written Orientation tag is 1.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+
+# Base-IFD EXIF tags that describe the photo, not the file's layout.
+DESCRIPTIVE = {270: "ImageDescription", 271: "Make", 272: "Model", 274: "Orientation", 305: "Software",
+               306: "DateTime", 315: "Artist", 33432: "Copyright"}
+EXIF_IFD, GPS_IFD, ORIENTATION = 0x8769, 0x8825, 274
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Metadata blocks of an image, each None when absent.
+
+    Attributes:
+        exif: Pillow's EXIF bytes (``b'Exif\\0\\0'`` + TIFF structure), descriptive tags only.
+        icc: the ICC colour profile.
+        xmp: the XMP packet (UTF-8 XML).
+        tags: the descriptive base-IFD tags as ``{tag: value}`` (for TIFF outputs).
+    """
+
+    exif: bytes | None = None
+    icc: bytes | None = None
+    xmp: bytes | None = None
+    tags: tuple = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.exif or self.icc or self.xmp)
+
+
+def _open(data: bytes):
+    from PIL import Image
+
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:
+        pass
+    return Image.open(io.BytesIO(data))
+
+
+def _written_by_tifffile(tag: int, value: object) -> bool:
+    """tifffile's own JSON description and Software tag: file layout, not the photographer's data."""
+    return isinstance(value, str) and ((tag == 270 and value.startswith('{"shape"')) or
+                                       (tag == 305 and value.startswith("tifffile")))
+
+
+def read_metadata(data: bytes, rotated: bool = False) -> Metadata:
+    """The EXIF, ICC profile and XMP of an encoded image (empty :class:`Metadata` if none or unreadable).
+
+    Args:
+        data: the file's bytes.
+        rotated: the pixels were turned upright on reading, so the Orientation written is 1.
+    """
+    from PIL import Image
+
+    try:
+        with _open(data) as im:
+            icc = im.info.get("icc_profile") or None
+            xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or None
+            src = im.getexif()
+            exif = Image.Exif()
+            for tag in DESCRIPTIVE:
+                if tag in src and not _written_by_tifffile(tag, src[tag]):
+                    exif[tag] = src[tag]
+            for ifd in (EXIF_IFD, GPS_IFD):
+                sub = dict(src.get_ifd(ifd)) if ifd in src else {}
+                if sub:
+                    exif[ifd] = sub
+    except Exception:  # noqa: BLE001 - metadata is best effort: never fail an image over it
+        return Metadata()
+    if rotated and ORIENTATION in exif:
+        exif[ORIENTATION] = 1
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    tags = tuple((t, exif[t]) for t in DESCRIPTIVE if t in exif)
+    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=icc, xmp=xmp, tags=tags)
+
+
+def pillow_kwargs(meta: Metadata | None) -> dict:
+    """Keyword arguments of Pillow's ``save`` (JPEG, WebP, HEIC) that write ``meta``."""
+    if not meta:
+        return {}
+    kw = {"exif": meta.exif, "icc_profile": meta.icc, "xmp": meta.xmp}
+    return {k: v for k, v in kw.items() if v}
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def png_with_metadata(png: bytes, meta: Metadata | None) -> bytes:
+    """``png`` with ``iCCP``, ``eXIf`` and ``iTXt`` XMP chunks after its ``IHDR`` (the PNG spec's places);
+    ``png`` itself when ``meta`` is empty."""
+    if not meta:
+        return png
+    end = 8 + 8 + int.from_bytes(png[8:12], "big") + 4  # signature, then IHDR (length, type, data, CRC)
+    extra = b""
+    if meta.icc:
+        extra += _chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(meta.icc))
+    if meta.exif:
+        extra += _chunk(b"eXIf", meta.exif[6:] if meta.exif.startswith(b"Exif\0\0") else meta.exif)
+    if meta.xmp:
+        extra += _chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + meta.xmp)
+    return png[:end] + extra + png[end:]
+
+
+def tiff_kwargs(meta: Metadata | None) -> dict:
+    """Keyword arguments of ``tifffile.imwrite`` that write ``meta``'s ICC profile, XMP and descriptive EXIF
+    tags (the EXIF sub-IFDs are not written: tifffile has no way to)."""
+    if not meta:
+        return {}
+    extra, kw = [], {}
+    named = {270: "description", 305: "software", 306: "datetime"}  # tags tifffile writes itself
+    for tag, value in meta.tags:
+        if tag == ORIENTATION:
+            extra.append((tag, "H", 1, int(value), True))
+        elif tag in named and isinstance(value, str):
+            kw[named[tag]] = value
+            if tag == 270:
+                kw["metadata"] = None  # else tifffile writes its own JSON description
+        elif isinstance(value, str):
+            extra.append((tag, "s", 0, value, True))
+    if meta.xmp:
+        extra.append((700, "B", len(meta.xmp), meta.xmp, True))
+    if extra:
+        kw["extratags"] = extra
+    if meta.icc:
+        kw["iccprofile"] = meta.icc
+    return kw

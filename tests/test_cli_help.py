@@ -1,0 +1,41 @@
+"""Every option of `sdap denoise --help` and `sdap evaluate --help` shows its default, read from config.py."""
+
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from sdap_cli.cli import app
+from sdap_cli.config import DenoiseConfig, InferenceConfig
+from sdap_cli.options import shown
+
+runner = CliRunner()
+
+
+def _flat(text: str) -> str:
+    """Help text without the box drawing and with wrapped lines joined."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.mark.parametrize("name", ["denoise", "evaluate"])
+def test_every_option_shows_its_default(name):
+    cmd = typer.main.get_command(app).commands[name]
+    result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "160", "TERMINAL_WIDTH": "160"})
+    assert result.exit_code == 0, result.output
+    flat = _flat(result.output)
+    options = [p for p in cmd.params if p.param_type_name == "option" and p.name != "help"]
+    assert len(options) > 10
+    for p in options:
+        assert isinstance(p.show_default, str) and p.show_default, f"{p.opts[0]} has no default text"
+        assert f"[default: ({p.show_default})]" in flat, f"{p.opts[0]}: default not shown"
+    assert flat.count("[default:") == len(options)
+
+
+def test_defaults_come_from_the_config_models():
+    cmd = typer.main.get_command(app).commands["denoise"]
+    by_name = {p.name: p.show_default for p in cmd.params}
+    assert by_name["quality"] == str(DenoiseConfig.model_fields["quality"].default) == "95"
+    assert by_name["pd"] == str(InferenceConfig.model_fields["pd"].default)
+    assert by_name["auto"] == "on" and by_name["strip_metadata"] == "off"
+    assert shown(InferenceConfig, "tile", "from free memory") == "from free memory"
