@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
-from . import __version__
 from .errors import SdapError
 from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
                       CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt, AutoOpt,
-                      ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt)
+                      ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt, VersionOpt,
+                      comma_list as split, on_off, ExportModelOpt, OpsetOpt, CheckOpt)
 from .options import (QuietOpt, OutputOpt, R3SeedOpt, R3TOpt, R3POpt, RecursiveOpt, SuffixOpt, FormatOpt,
                       QualityOpt, StripMetadataOpt, OverwriteOpt, SkipExistingOpt, ShardOpt, AdaptOpt,
                       SaveAdaptedOpt, JsonOutOpt, DatasetOpt, DataDirOpt, NoisyOpt, CleanOpt, DenoisedOpt,
@@ -33,18 +33,9 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        import torch
-
-        typer.echo(f"sdap {__version__} (torch {torch.__version__})")
-        raise typer.Exit()
-
-
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: VersionOpt = False,
 ) -> None:
     """Remove real camera noise from photos with SDAP (self-supervised blind-spot network)."""
 
@@ -300,18 +291,8 @@ def benchmark(
     from .config import BenchmarkConfig
     from .console import benchmark_table, info
 
-    def split(v, conv=str):
-        return None if v is None else [conv(x.strip()) for x in v.split(",") if x.strip()]
-
-    def onoff(x: str) -> bool:
-        if x.lower() in ("on", "true", "1", "yes"):
-            return True
-        if x.lower() in ("off", "false", "0", "no"):
-            return False
-        raise typer.BadParameter(f"{x!r}: use on or off")
-
     values = dict(sizes=split(sizes), refine=split(refine), precision=split(precision),
-                  channels_last=split(channels_last, onoff), compile=split(compile, onoff), model=split(model),
+                  channels_last=split(channels_last, on_off), compile=split(compile, on_off), model=split(model),
                   weights=weights, device=device, threads=threads, tile=tile, warmup=warmup, runs=runs)
     cfg = _config(BenchmarkConfig, values)
     try:
@@ -383,6 +364,33 @@ def evaluate(
     report_evaluate(result, quiet, cmd.CONVENTION_NOTES[cfg.metric_convention], cfg.save)
     if result.failed:
         raise typer.Exit(code=1)
+
+
+@app.command(epilog="Examples:\n\n  sdap export denoiser.onnx\n\n  sdap export teacher.onnx --model teacher\n\n"
+                    "  sdap export student.pt -w runs/student/best.safetensors")
+def export(
+    output: Annotated[Path, typer.Argument(help="Output: .onnx (ONNX) or .pt (TorchScript).", show_default=False)],
+    weights: WeightsOpt = None,
+    model: ExportModelOpt = None,
+    opset: OpsetOpt = None,
+    check: CheckOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary to stdout.")] = False,
+) -> None:
+    """Export a network with its whole inference (pad, PD-2 + E or one pass, crop, clamp) to one file:
+    input 'noisy' (N, 3, H, W) float32 RGB 0-1, any H, W (>= 2 teacher, >= 8 student), output 'denoised'
+    of the same shape. The .pt is scripted TorchScript (any size too); .onnx needs sdap-cli[onnx]."""
+    from .commands import export as cmd
+    from .config import ExportConfig
+    from .console import report_export
+
+    cfg = _config(ExportConfig, dict(output=output, weights=weights, model=model, opset=opset, check=check,
+                                     overwrite=overwrite or None), whole=None)
+    try:
+        result = cmd.run(cfg)
+    except SdapError as e:
+        raise _fail(str(e)) from None
+    report_export(result, json_out)
 
 
 def main() -> None:

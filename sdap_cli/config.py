@@ -10,6 +10,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .config_file import PRESETS, ConfigFileError, read_config_file
+
 RefineMode = Literal["none", "e", "r3"]
 """Names of ``core.refine.REFINEMENTS`` (a test checks they agree)."""
 
@@ -134,14 +136,6 @@ class DenoiseConfig(_Strict):
     def shard_k_n(self) -> tuple[int, int]:
         """(K, N) of ``shard``; (1, 1) without it."""
         return (1, 1) if self.shard is None else tuple(int(s) for s in self.shard.split("/"))
-
-
-PRESETS: dict[str, dict] = {
-    # SDAP paper, stage 1 (sdap-method.md section 3): Adam lr 1e-4, patch 160, batch 16
-    "stage1": {"lr": 1e-4, "patch": 160, "batch": 16},
-    # stage 2: fine-tune from the stage-1 best with lr 1e-5, patch 250, batch 8
-    "stage2": {"lr": 1e-5, "patch": 250, "batch": 8},
-}
 
 
 class _LoopConfig(_Strict):
@@ -354,23 +348,29 @@ class BenchmarkConfig(_Strict):
         return [s.lower() for s in v]
 
 
-class ConfigFileError(ValueError):
-    """A config file is missing or not a YAML mapping, or a preset is unknown (the message says which)."""
+class ExportConfig(_Strict):
+    """`sdap export`: one network with its whole inference (pad, PD-2 + E or one pass, crop, clamp) as a file."""
 
+    output: Path
+    """Output file; its suffix picks the format: .onnx (ONNX) or .pt (TorchScript)."""
+    weights: Optional[Path] = None
+    """Weights file (checked against ``model``); None: the shipped network ``model`` names."""
+    model: Literal["student", "teacher"] = "student"
+    """'student' (default: the one-pass network, ~20x cheaper, what deployment wants) or 'teacher' (DBSNl with
+    PD-2 and E inside the graph, as `sdap denoise --model teacher`)."""
+    opset: int = Field(17, ge=17, le=23)
+    """ONNX opset (17 or newer)."""
+    check: bool = True
+    """Run the written file once (onnxruntime if installed / torch.jit.load) and report its max difference."""
+    overwrite: bool = False
+    """Replace an existing output file."""
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The options of a YAML config file (a mapping); ConfigFileError if missing, not YAML or not a mapping."""
-    import yaml
-
-    try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigFileError(f"{path}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigFileError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise ConfigFileError(f"{path}: expected a mapping of options at the top level")
-    return values
+    @field_validator("output")
+    @classmethod
+    def _suffix(cls, v: Path) -> Path:
+        if v.suffix.lower() not in (".onnx", ".pt"):
+            raise ValueError(f"{v.name}: the suffix picks the format; use .onnx (ONNX) or .pt (TorchScript)")
+        return v
 
 
 def resolve(cls: type[BaseModel], flags: dict[str, Any], config_file: str | Path | None = None) -> BaseModel:

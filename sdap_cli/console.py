@@ -344,3 +344,18 @@ def report_evaluate(result, quiet: bool, note: str, save) -> None:
     if result.failed and (quiet or not sys.stderr.isatty()):
         for r in result.failed:
             error(r.error)
+
+
+def report_export(result, json_out: bool) -> None:
+    """`sdap export`: what was written (format, network, names, size), the self-check, or the JSON summary."""
+    if json_out:
+        _json_stdout(result.to_dict())
+        return
+    opset = f", opset {result.opset}" if result.opset else ""
+    info(f"wrote {result.path} ({result.format}{opset}, {result.model} {Path(result.weights).name}, "
+         f"{result.bytes / 2**20:.1f} MiB): input {result.input_name!r} (N, 3, H, W) float32 RGB 0-1, any H, W >= "
+         f"{result.min_side}; output {result.output_name!r} of the same shape")
+    if result.max_abs_diff is not None:
+        info(f"self-check: max |file - torch| = {result.max_abs_diff:.2e}")
+    elif result.format == "onnx":
+        info("self-check skipped: onnxruntime is not installed")

@@ -140,3 +140,39 @@ ValEveryOpt = Annotated[Optional[int], _opt(help="Validate every N steps.", defa
 CheckpointEveryOpt = Annotated[Optional[int], _opt(help="Save resumable state every N steps.",
                                default=shown(_L, "checkpoint_every"))]
 SeedOpt = Annotated[Optional[int], _opt(help="Seed.", default=shown(_L, "seed"))]
+
+# Options of export.
+ExportModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="student (default: one pass, ~20x "
+                           "cheaper) or teacher (DBSNl, PD-2 and E inside the graph).")]
+OpsetOpt = Annotated[Optional[int], typer.Option(help="ONNX opset, 17 or newer (default 17).")]
+CheckOpt = Annotated[Optional[bool], typer.Option("--check/--no-check", help="Run the written file once and "
+                     "report its max difference to torch (default on; ONNX needs onnxruntime).")]
+
+
+def show_version(value: bool) -> None:
+    """``--version``: print the sdap and torch versions and exit."""
+    if value:
+        import torch
+
+        from . import __version__
+
+        typer.echo(f"sdap {__version__} (torch {torch.__version__})")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                          help="Show the version and exit.")]
+
+
+def comma_list(v: Optional[str], conv=str) -> Optional[list]:
+    """A comma-separated option as a list of ``conv(item)`` (empty items dropped); None stays None."""
+    return None if v is None else [conv(x.strip()) for x in v.split(",") if x.strip()]
+
+
+def on_off(x: str) -> bool:
+    """on/true/1/yes -> True, off/false/0/no -> False; anything else is a bad parameter."""
+    if x.lower() in ("on", "true", "1", "yes"):
+        return True
+    if x.lower() in ("off", "false", "0", "no"):
+        return False
+    raise typer.BadParameter(f"{x!r}: use on or off")
