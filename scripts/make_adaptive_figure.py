@@ -51,8 +51,9 @@ def main() -> None:
     for noisy_p, clean_p in CASES:
         y, x = read_image(a.data / noisy_p).rgb, read_image(a.data / clean_p).rgb
         cy, cx = detailed_window(x)
-        outs = [denoise_image(d, y, InferenceConfig())[0] for d in (fixed, auto)]
-        decision = denoise_image(auto, y, InferenceConfig())[1]
+        fixed_out, _ = denoise_image(fixed, y, InferenceConfig())
+        auto_out, decision = denoise_image(auto, y, InferenceConfig())
+        outs = [fixed_out, auto_out]
         titles = [f"noisy {psnr_ssim(y, x)[0]:.2f} dB", f"fixed default {psnr_ssim(outs[0], x)[0]:.2f}",
                   f"adaptive ({decision['path']}) {psnr_ssim(outs[1], x)[0]:.2f}", "clean"]
         panels = []
