@@ -21,3 +21,10 @@ class CheckpointError(SdapError):
 
 class ConfigError(SdapError):
     """A configuration file or option combination is invalid."""
+
+
+def one_line(msg: object) -> str:
+    """``msg`` (text or bytes) with its whitespace runs, newlines included, collapsed to single spaces."""
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", "replace")
+    return " ".join(str(msg).split())

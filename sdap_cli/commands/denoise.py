@@ -20,6 +20,7 @@ from ..core import images
 from ..core.denoisers import auto_active, build_denoiser, denoise_image
 from ..core.device import is_oom
 from ..core.inference import Denoiser
+from ..core.memory import denoise_need
 from ..errors import ConfigError, InputError, OutputError, SdapError
 
 STDIO = "-"
@@ -178,12 +179,15 @@ def _output_format(job: Job, cfg: DenoiseConfig) -> str:
 def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
     """Read one input, denoise it (:func:`denoise_image`) and write its output atomically."""
     t0 = time.perf_counter()
-    img = images.read_image(job.source)
+    img = images.read_image(job.source, need=denoise_need)
     on_tile = progress.tile if progress is not None else None
     try:
-        rgb, noise = denoise_image(den, img.rgb, cfg.inference, on_tile)
+        # samples in, samples out, converted tile by tile: about twice the decoded image in all
+        rgb, noise = denoise_image(den, img.colour, cfg.inference, on_tile, out=img.output_buffer())
         mp = img.height * img.width / 1e6
-        img.rgb = None              # the input pixels are not needed to write the output: free them first
+        img.release()               # the input pixels are not needed to write the output: free them first
+    except MemoryError:
+        raise SdapError(f"{job.source}: out of memory while denoising ({img.width}x{img.height} pixels)") from None
     except Exception as e:                                  # noqa: BLE001
         if is_oom(e):
             raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "

@@ -31,9 +31,9 @@ on a clean image :math:`\sigma \approx 0` and the input comes back. :math:`\beta
 lower-envelope estimator's under-read of the variance (its level reads 18-30 % low in std on the
 shared phone pairs, so the variance 1/(1 - 0.2)^2 = 1.56 low).
 
-The blend is computed on the whole stitched image (in bands of rows, each with the box's half-width
-of context, which gives the same result), so tiled == whole image still holds and its memory stays a
-few bytes per pixel of one band.
+The blend runs on each tile as it is denoised (``blend_step``), the tiles overlapping by the box's
+half-width more, so it gives the result of blending the whole image (tiled == whole image still
+holds) and its memory stays a few bytes per pixel of one tile.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ import cv2
 import numpy as np
 
 from .noise import NoiseEstimate, measure_noise
+from .samples import copy_samples
 
-__all__ = ["PATHS", "choose_path", "wiener_blend", "blend_in_place", "heavy_blend_weight", "AdaptiveDenoiser", "Decision",
+__all__ = ["PATHS", "choose_path", "wiener_blend", "blend_step", "heavy_blend_weight", "AdaptiveDenoiser", "Decision",
            "RHO1_WHITE", "RHO2_PD2", "SIGMA_CLEAN", "SIGMA_HEAVY", "BETA", "WINDOW"]
 
 PATHS = ("heavy", "light", "clean")
@@ -113,24 +114,10 @@ def wiener_blend(y: np.ndarray, x_hat: np.ndarray, var: np.ndarray, beta: float 
     return np.clip(y - w * r, 0.0, 1.0).astype(np.float32)
 
 
-BAND = 512          # rows per band of blend_in_place
-
-
-def blend_in_place(y: np.ndarray, x_hat: np.ndarray, est: NoiseEstimate, amount: float = 1.0,
-                   band: int = BAND) -> np.ndarray:
-    """:func:`wiener_blend` of the whole image, computed band by band into ``x_hat`` (returned); equal to
-    ``wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)``."""
-    halo = WINDOW // 2
-    h, band = y.shape[0], max(band, WINDOW // 2)
-    top = x_hat[:0].copy()                      # the previous band's last rows, as they were before it
-    for r0 in range(0, h, band):
-        r1 = min(r0 + band, h)
-        a0, a1 = max(r0 - halo, 0), min(r1 + halo, h)
-        xs = np.concatenate([top, x_hat[r0:a1]])
-        top = x_hat[max(r1 - halo, 0):r1].copy()
-        out = wiener_blend(y[a0:a1], xs, est.sigma_map(xs), amount=amount)
-        x_hat[r0:r1] = out[r0 - a0:r1 - a0]
-    return x_hat
+def blend_step(est: NoiseEstimate, amount: float = 1.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The blend as a per-tile step of ``Denoiser.denoise`` (``post``, with ``post_halo = WINDOW // 2``):
+    ``(y, x_hat) -> wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)``."""
+    return lambda y, x_hat: wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)
 
 
 @dataclass
@@ -171,16 +158,18 @@ class AdaptiveDenoiser:
         return Decision(choose_path(est), est)
 
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-                on_tile: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, Decision]:
-        """Denoise an ``(H, W, C)`` float image in [0, 1]; returns the float32 result and the decision."""
+                on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None
+                ) -> tuple[np.ndarray, Decision]:
+        """Denoise an ``(H, W, 3)`` image (any sample type, as ``Denoiser.denoise``); returns the result
+        (``out`` filled, else float32 in [0, 1]) and the decision."""
         decision = self.decide(image)
         if decision.path == "clean":
-            return np.array(image, np.float32), decision
+            return copy_samples(image, out), decision
         if decision.path == "heavy":
-            x_hat = self.heavy.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile)
-            amount = heavy_blend_weight(decision.noise)
-            if amount == 0:
-                return x_hat, decision
+            den, amount = self.heavy, heavy_blend_weight(decision.noise)
         else:
-            x_hat, amount = self.light.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile), 1.0
-        return blend_in_place(image, x_hat, decision.noise, amount), decision
+            den, amount = self.light, 1.0
+        post = blend_step(decision.noise, amount) if amount else None
+        x = den.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile, out=out, post=post,
+                        post_halo=WINDOW // 2 if post else 0)
+        return x, decision

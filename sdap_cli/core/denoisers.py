@@ -116,11 +116,12 @@ def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: 
     return den, loaded
 
 
-def denoise_image(den: Denoiser | AdaptiveDenoiser, rgb: np.ndarray, inf: InferenceConfig, on_tile=None
-                  ) -> tuple[np.ndarray, dict | None]:
-    """The per-image step: float ``(H, W, 3)`` in [0, 1] -> denoised float32, tiled as ``inf`` says, and
-    (``--auto``) the measured noise and the path taken (``{'path', 'sigma', 'rho1', 'rho2'}``)."""
+def denoise_image(den: Denoiser | AdaptiveDenoiser, image: np.ndarray, inf: InferenceConfig, on_tile=None,
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict | None]:
+    """The per-image step: ``(H, W, 3)`` samples (float in [0, 1], or the file's integers) -> denoised
+    (``out`` filled, else float32), tiled as ``inf`` says, and (``--auto``) the measured noise and the
+    path taken (``{'path', 'sigma', 'rho1', 'rho2'}``)."""
     if isinstance(den, AdaptiveDenoiser):
-        out, decision = den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile)
-        return out, decision.to_dict()
-    return den.denoise(rgb, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile), None
+        x, decision = den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out)
+        return x, decision.to_dict()
+    return den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out), None

@@ -1,9 +1,11 @@
 """Read and write images keeping their bit depth; camera RAW; stdin/stdout.
 
-Inside the core an image is a float32 ``(H, W, 3)`` array with values in ``[0, 1]``; this
-module is the only place that converts from and to file sample types (8- or 16-bit
-unsigned integers; float32/float16 TIFF). The source alpha plane is kept aside untouched and
-re-attached on writing. JPEG and HEIC orientation is applied when reading. EXIF, ICC and XMP are
+A decoded image keeps the sample type of its file (8- or 16-bit unsigned integers; float32/float16
+TIFF): ``Image.pixels``. The denoiser converts it to float ``[0, 1]`` one tile at a time and writes
+into an output buffer of the same type (``core/samples.py``), so memory stays near twice the decoded
+image at any size; ``Image.rgb`` is the whole image as float32 for callers that want it. Before
+decoding, the header's size is checked against the memory available (``core/memory.py``) when the
+caller says what it needs. The source alpha plane is kept aside untouched and re-attached on writing. JPEG and HEIC orientation is applied when reading. EXIF, ICC and XMP are
 read into ``Image.metadata`` and written back where the format holds them (``core/metadata.py``).
 
 Float TIFFs keep their dtype. The network sees the values clipped to [0, 1] (NaN as 0); samples
@@ -17,6 +19,7 @@ import io
 import os
 import sys
 from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +27,14 @@ import cv2
 import numpy as np
 import tifffile
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, one_line
 from .atomic import atomic_write
-from .metadata import Metadata, png_with_metadata, read_metadata, tiff_kwargs
-from .pillow_codec import decode_heif, encode_pillow
-from .sniff import png_complete, sniff
+from .encoding import SUFFIX, check_encodable, encode_image, encode_to, normalise_format
+from .memory import available_memory, fmt_bytes
+from .metadata import Metadata, read_metadata
+from .pillow_codec import decode_heif
+from .samples import from_unit, to_unit
+from .sniff import png_complete, probe, sniff
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif", ".hif"})
 RAW_SUFFIXES = frozenset(
@@ -37,8 +43,6 @@ RAW_SUFFIXES = frozenset(
 )
 _FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
             ".bmp": "bmp", ".webp": "webp", ".heic": "heic", ".heif": "heic", ".hif": "heic"}
-_SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "webp": ".webp", "heic": ".heic"}
-_EIGHT_BIT_ONLY = frozenset({"jpeg", "bmp", "webp"})
 _STDIN, _STDOUT = "<stdin>", "<stdout>"
 
 
@@ -60,39 +64,63 @@ def format_for_suffix(suffix: str) -> str:
 
 def suffix_for_format(fmt: str) -> str:
     """File suffix for an output format (``'jpeg'`` -> ``'.jpg'``, ``'tiff'`` -> ``'.tif'``)."""
-    return _SUFFIX[_normalise_format(fmt)]
+    return SUFFIX[normalise_format(fmt)]
 
 
 @dataclass
 class Image:
-    """A decoded image: float RGB for the core plus what is needed to write it back.
+    """A decoded image: its samples as the file holds them, plus what is needed to write it back.
 
     Attributes:
-        rgb: float32 ``(H, W, 3)`` in ``[0, 1]``; gray sources are replicated to 3 channels.
+        pixels: the colour samples ``(H, W, 1)`` (gray) or ``(H, W, 3)`` (RGB) in ``dtype``, as read
+            (float samples unclipped); None once :meth:`release` dropped them.
         dtype: sample type of the source: uint8, uint16 (RAW, 10-bit HEIC), float16 or float32 (TIFF).
         channels: channels in the source: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA.
         alpha: the source alpha plane ``(H, W)`` in the source dtype, or None.
         format: 'png', 'jpeg', 'tiff', 'bmp', 'webp', 'heic' or 'raw'.
         metadata: the source's EXIF, ICC profile and XMP (None: none to write).
-        outside: float sources with samples outside [0, 1] (or NaN): their colour samples as read, so
-            those samples are written back unchanged; else None.
+        out_of_range: a float source has samples outside [0, 1] (or NaN); those are written back as
+            read, which needs ``pixels`` until the output is written.
     """
 
-    rgb: np.ndarray
+    pixels: np.ndarray | None
     dtype: np.dtype
     channels: int
     alpha: np.ndarray | None
     format: str
     metadata: Metadata | None = None
-    outside: np.ndarray | None = None
+    out_of_range: bool = False
+
+    def __post_init__(self) -> None:
+        self.shape = tuple(self.pixels.shape[:2])
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.shape[1])
+
+    @property
+    def colour(self) -> np.ndarray:
+        """The samples as ``(H, W, 3)`` for the denoiser: ``pixels``, or a gray plane broadcast (no copy)."""
+        p = self.pixels
+        return p if p.shape[2] == 3 else np.broadcast_to(p, (*p.shape[:2], 3))
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The whole image as float32 ``(H, W, 3)`` in [0, 1] (a new array; gray replicated)."""
+        return np.ascontiguousarray(to_unit(self.colour))
+
+    def output_buffer(self) -> np.ndarray:
+        """An empty ``(H, W, 1 or 3)`` array of the source's sample type for the denoised colour samples."""
+        return np.empty(self.pixels.shape, self.dtype)
+
+    def release(self) -> None:
+        """Drop the input samples once denoised (kept when out-of-range floats must be written back)."""
+        if not self.out_of_range:
+            self.pixels = None
 
 
 def as_float(x: np.ndarray) -> np.ndarray:
@@ -102,14 +130,8 @@ def as_float(x: np.ndarray) -> np.ndarray:
 
 def png_like(arr: np.ndarray) -> Image:
     """The :class:`Image` to write ``arr`` (uint8, or float for 16 bits) back as an RGB PNG of its depth."""
-    dt = np.uint8 if arr.dtype == np.uint8 else np.uint16
-    return Image(rgb=as_float(arr), dtype=dt, channels=3, alpha=None, format="png")
-
-
-def _oneline(msg: object) -> str:
-    if isinstance(msg, bytes):
-        msg = msg.decode("utf-8", "replace")
-    return " ".join(str(msg).split())
+    pixels = arr if arr.dtype == np.uint8 else from_unit(np.array(arr, np.float32), np.uint16)
+    return Image(pixels=pixels, dtype=pixels.dtype, channels=3, alpha=None, format="png")
 
 
 def _is_std(path: str | os.PathLike) -> bool:
@@ -150,14 +172,17 @@ def _read_bytes(path: str | os.PathLike) -> tuple[str, bytes, bool]:
     try:
         return name, p.read_bytes(), suffix in RAW_SUFFIXES
     except OSError as e:
-        raise InputError(f"{name}: cannot read ({_oneline(e.strerror or e)})") from None
+        raise InputError(f"{name}: cannot read ({one_line(e.strerror or e)})") from None
 
 
-def read_image(path: str | os.PathLike) -> Image:
+def read_image(path: str | os.PathLike, need: Callable[[int, int], int] | None = None) -> Image:
     """Read an image file (or ``'-'``: all of stdin) into an :class:`Image`.
 
     Args:
         path: a file path, or ``'-'`` for standard input (format sniffed from the bytes).
+        need: ``need(decoded_bytes, available_bytes)``, the memory the caller will use for an image of
+            that many decoded sample bytes (``memory.denoise_need``); when it exceeds what is available
+            the file is refused before decoding. None: no check.
 
     Returns:
         The decoded image. The file itself is never modified.
@@ -168,18 +193,36 @@ def read_image(path: str | os.PathLike) -> Image:
     name, data, raw = _read_bytes(path)
     if not data:
         raise InputError(f"{name}: not a readable image (file is empty)")
-    img = _decode(data, name, raw)
+    try:
+        img = _decode(data, name, raw, need)
+    except MemoryError:
+        raise InputError(f"{name}: not enough memory to decode this image") from None
     meta = read_metadata(data, rotated=img.format in ("jpeg", "heic"))
     img.metadata = meta or None
     return img
 
 
-def _decode(data: bytes, name: str, raw: bool) -> Image:
+def _check_fits(data: bytes, kind: str, name: str, need: Callable[[int, int], int] | None) -> None:
+    """InputError when the header's size needs more memory than is available (module docstring)."""
+    geometry = probe(data, kind) if need is not None else None
+    available = available_memory() if geometry is not None else None
+    if available is None:
+        return
+    h, w, c, b = geometry
+    required = need(h * w * c * b, available)
+    if required > available:
+        raise InputError(f"{name}: {w}x{h} pixels ({c} x {8 * b}-bit samples, {h * w / 1e6:.0f} MP) need about "
+                         f"{fmt_bytes(required)} of memory, {fmt_bytes(available)} is available; "
+                         "denoise a smaller crop or use a machine with more memory")
+
+
+def _decode(data: bytes, name: str, raw: bool, need=None) -> Image:
     kind = sniff(data)
     if raw or (kind is None and name == _STDIN):
         return _decode_raw(data, name, guess=not raw)
     if kind is None:
         raise InputError(f"{name}: not a readable image (unrecognised data)")
+    _check_fits(data, kind, name, need)
     if kind == "heic":
         return _to_image(decode_heif(data, name), name, kind)
     arr = None
@@ -205,12 +248,14 @@ def _decode(data: bytes, name: str, raw: bool) -> Image:
         try:
             with _quiet_cv2():
                 arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-        except cv2.error:
+        except cv2.error as e:
+            if "memory" in str(e).lower():
+                raise InputError(f"{name}: not enough memory to decode this image") from None
             arr = None
         if arr is None:
             raise InputError(f"{name}: not a readable image (corrupt or truncated data)")
-        if arr.ndim == 3 and arr.shape[2] in (3, 4):  # BGR(A) -> RGB(A)
-            arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):  # BGR(A) -> RGB(A), in place
+            cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=arr)
     return _to_image(arr, name, kind)
 
 
@@ -229,7 +274,7 @@ def _decode_raw(data: bytes, name: str, guess: bool = False) -> Image:
                                   output_color=rawpy.ColorSpace.sRGB)
     except (rawpy.LibRawError, ValueError, OSError) as e:
         raise InputError(unknown if guess else
-                         f"{name}: not a readable camera RAW file ({_oneline(e)})") from None
+                         f"{name}: not a readable camera RAW file ({one_line(e)})") from None
     return _to_image(arr, name, "raw")
 
 
@@ -248,106 +293,10 @@ def _to_image(arr: np.ndarray, name: str, fmt: str) -> Image:
     h, w, c = arr.shape
     if h < 1 or w < 1:
         raise InputError(f"{name}: not a readable image (empty, {w}x{h} pixels)")
-    scale = np.float32({1: 255, 2: 65535}[arr.dtype.itemsize] if arr.dtype.kind == "u" else 1)
     colour = arr[..., :3] if c >= 3 else arr[..., :1]
-    rgb = colour.astype(np.float32) / scale
-    outside = None
-    if arr.dtype.kind == "f":
-        if not ((rgb >= 0) & (rgb <= 1)).all():
-            outside = rgb.copy()
-        np.clip(np.nan_to_num(rgb, copy=False, nan=0.0), 0.0, 1.0, out=rgb)
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    alpha = arr[..., c - 1].copy() if c in (2, 4) else None
-    return Image(rgb=np.ascontiguousarray(rgb), dtype=arr.dtype, channels=c, alpha=alpha,
-                 format=fmt, outside=outside)
-
-
-def _normalise_format(fmt: str) -> str:
-    f = {"jpg": "jpeg", "tif": "tiff"}.get(fmt.lower().lstrip("."), fmt.lower().lstrip("."))
-    if f not in _SUFFIX:
-        raise OutputError(f"unsupported output format '{fmt}' (use png, jpeg, tiff, bmp, webp or heic)")
-    return f
-
-
-def _samples(rgb: np.ndarray, like: Image, dtype: np.dtype) -> np.ndarray:
-    """``(H, W, C)`` samples of ``dtype`` in the channels of ``like`` (alpha re-attached)."""
-    # one float32 working copy, then in place: a 24 MP photo needs 288 MB here, not four times that
-    x = np.array(rgb, dtype=np.float32, copy=True)
-    np.nan_to_num(x, copy=False, nan=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
-    if like.channels in (1, 2):
-        x = x.mean(axis=2, keepdims=True)
-    if dtype.kind == "f":
-        if like.outside is not None and like.outside.shape == x.shape:
-            keep = ~((like.outside >= 0) & (like.outside <= 1))  # out of range or NaN: as read
-            x[keep] = like.outside[keep]
-        out = x.astype(dtype)
-    else:
-        x *= np.float32(255 if dtype == np.uint8 else 65535)
-        out = np.rint(x, out=x).astype(dtype)
-    del x
-    if like.alpha is not None:
-        out = np.concatenate([out, like.alpha.astype(dtype, copy=False)[..., None]], axis=2)
-    return out
-
-
-def encode_image(rgb: np.ndarray, like: Image, fmt: str, quality: int = 95,
-                 metadata: Metadata | None = None) -> bytes:
-    """Encode denoised RGB in the sample type, channels and alpha of ``like``.
-
-    Args:
-        rgb: float ``(H, W, 3)``, nominally in ``[0, 1]`` (clipped; NaN becomes 0).
-        like: the source image: gives dtype, gray/colour and the alpha plane.
-        fmt: 'png', 'jpeg', 'tiff', 'bmp', 'webp' or 'heic' ('jpg' and 'tif' accepted).
-        quality: 1-100 for jpeg, webp and heic (JPEG with 4:4:4 chroma); ignored otherwise.
-        metadata: EXIF/ICC/XMP to embed where ``fmt`` can hold them (none for BMP).
-
-    Returns:
-        The encoded file bytes.
-
-    Raises:
-        OutputError: the format cannot hold the data (16 bits, floats or alpha), or encoding failed.
-        ValueError: ``rgb`` has the wrong shape.
-    """
-    fmt = _normalise_format(fmt)
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) array, got shape {rgb.shape}")
-    dtype = np.dtype(like.dtype)
-    if dtype.kind == "f" and fmt != "tiff":
-        raise OutputError(f"{fmt} cannot store float samples; use tiff to keep them")
-    if dtype == np.uint16 and fmt in _EIGHT_BIT_ONLY:
-        raise OutputError(f"{fmt} cannot store 16-bit samples; use png, tiff or heic to keep more than 8 bits")
-    if like.alpha is not None and fmt == "jpeg":
-        raise OutputError("jpeg cannot store an alpha channel; use png, tiff or webp")
-    if like.alpha is not None and like.alpha.shape != rgb.shape[:2]:
-        raise ValueError(f"alpha shape {like.alpha.shape} does not match image {rgb.shape[:2]}")
-    out = _samples(rgb, like, dtype)
-    if fmt in ("jpeg", "webp", "heic"):
-        return encode_pillow(out, fmt, quality, metadata)
-    if fmt == "tiff":
-        buf = io.BytesIO()
-        gray = out.shape[2] <= 2
-        tifffile.imwrite(buf, out[..., 0] if out.shape[2] == 1 else out,
-                         photometric="minisblack" if gray else "rgb",
-                         planarconfig=None if out.shape[2] == 1 else "contig",
-                         extrasamples=("unassalpha",) if like.alpha is not None else None,
-                         **tiff_kwargs(metadata))
-        return buf.getvalue()
-    if out.shape[2] == 2:  # OpenCV cannot encode gray+alpha: write it as RGBA
-        out = out[..., [0, 0, 0, 1]]
-    if out.shape[2] >= 3:
-        out = out[..., [2, 1, 0, 3][: out.shape[2]]]  # RGB(A) -> BGR(A)
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if fmt == "png" else []
-    try:
-        out = np.ascontiguousarray(out[..., 0] if out.shape[2] == 1 else out)
-        ok, enc = cv2.imencode(_SUFFIX[fmt], out, params)
-    except cv2.error as e:
-        raise OutputError(f"cannot encode {fmt} ({_oneline(e)})") from None
-    if not ok:
-        raise OutputError(f"cannot encode {fmt}")
-    return png_with_metadata(enc.tobytes(), metadata) if fmt == "png" else enc.tobytes()
+    out_of_range = arr.dtype.kind == "f" and not ((colour >= 0) & (colour <= 1)).all()
+    alpha = arr[..., c - 1] if c in (2, 4) else None
+    return Image(pixels=colour, dtype=arr.dtype, channels=c, alpha=alpha, format=fmt, out_of_range=out_of_range)
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str | None = None,
@@ -360,7 +309,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str 
 
     Args:
         path: destination file, or ``'-'`` for standard output (PNG unless ``fmt``).
-        rgb: float ``(H, W, 3)`` in ``[0, 1]``.
+        rgb: float ``(H, W, 3)`` in ``[0, 1]``, or the colour samples (as in :func:`encode_image`).
         like: the source image (dtype, channels, alpha).
         fmt: output format; by default from the suffix of ``path``.
         quality, metadata: as in :func:`encode_image`.
@@ -371,8 +320,9 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str 
     std = _is_std(path)
     name = _STDOUT if std else os.fspath(path)
     try:
-        fmt = fmt or ("png" if std else format_for_suffix(Path(path).suffix))
-        data = encode_image(rgb, like, fmt, quality, metadata)
+        fmt = normalise_format(fmt or ("png" if std else format_for_suffix(Path(path).suffix)))
+        check_encodable(np.asarray(rgb), like, fmt)
+        data = encode_image(rgb, like, fmt, quality, metadata) if std else None
     except OutputError as e:
         raise OutputError(f"{name}: {e}") from None
     if std:
@@ -380,12 +330,14 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str 
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         except OSError as e:
-            raise OutputError(f"{name}: cannot write ({_oneline(e.strerror or e)})") from None
+            raise OutputError(f"{name}: cannot write ({one_line(e.strerror or e)})") from None
         return
     p = Path(path)
     if not p.parent.is_dir():
         raise OutputError(f"{name}: cannot write (folder {os.fspath(p.parent)} does not exist)")
     try:
-        atomic_write(p, lambda fh: fh.write(data))
+        atomic_write(p, lambda fh: encode_to(fh, rgb, like, fmt, quality, metadata))
+    except OutputError as e:
+        raise OutputError(f"{name}: {e}") from None
     except OSError as e:
-        raise OutputError(f"{name}: cannot write ({_oneline(e.strerror or e)})") from None
+        raise OutputError(f"{name}: cannot write ({one_line(e.strerror or e)})") from None

@@ -32,8 +32,9 @@ import torch
 
 from .dbsnl import DBSNl, receptive_radius
 from .device import DTYPES, is_oom, pick_device, pick_precision
-from .pd import pad_to_multiple, pd_down, pd_up
+from .pd import pd_down, pd_up
 from .refine import REFINEMENTS, r3_mask
+from .samples import to_unit, from_unit
 from .student import StudentUNet
 
 __all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_margin", "tile_boxes",
@@ -114,6 +115,28 @@ def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[t
     if device.type == "cuda":
         return torch.compile(model, mode="reduce-overhead", dynamic=False)
     return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
+def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int) -> np.ndarray:
+    """Rows y0:y1 and columns x0:x1 of ``image`` padded at the bottom/right to a multiple of f, as
+    ``pd.pad_to_multiple`` pads the whole image (reflect; replicate where a side is too short to
+    reflect), without padding, copying or converting the rest of it.
+
+    Example:
+        >>> padded_window(np.arange(10).reshape(5, 2, 1), 2, 6, 0, 2, 2)[:, 0, 0].tolist()
+        [4, 6, 8, 6]
+    """
+    h, w = image.shape[:2]
+    ph, pw = (-h) % f, (-w) % f
+    if y1 <= h and x1 <= w:
+        return image[y0:y1, x0:x1]
+    reflect = not (h < 2 or w < 2 or ph >= h or pw >= w)
+
+    def index(a: int, b: int, n: int) -> np.ndarray:
+        i = np.arange(a, b)
+        return np.where(i < n, i, 2 * (n - 1) - i if reflect else n - 1)
+
+    return image[index(y0, y1, h)[:, None], index(x0, x1, w)[None, :]]
 
 
 # 1 GiB of tile activations keeps a 24 MP photo under 2 GiB of process RSS (torch ~0.3 GiB, the float
@@ -251,29 +274,41 @@ class Denoiser:
 
     @torch.inference_mode()
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-                on_tile: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Denoise an ``(H, W, C)`` float image in [0, 1]; returns float32 ``(H, W, C)`` in [0, 1].
+                on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None,
+                post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, post_halo: int = 0
+                ) -> np.ndarray:
+        """Denoise an ``(H, W, 3)`` image; returns ``out`` filled (by default float32 ``(H, W, 3)`` in [0, 1]).
 
         Args:
+            image: samples of any type of ``samples.SAMPLE_TYPES`` (floats in [0, 1]; a broadcast gray
+                view is fine). Each tile is converted to float on its own (``samples.to_unit``), so
+                no float copy of the whole image is made.
             tile: tile side in pixels (None: automatic from free memory; larger than the image: one tile).
             overlap: margin per side (None: ``self.margin``; smaller values break tiled == whole).
             on_tile: called as ``on_tile(done, total)`` after each tile.
+            out: ``(H, W, 1 or 3)`` array of any sample type to write the result into
+                (``samples.from_unit``; one channel: the channel mean).
+            post: ``post(y, x_hat) -> x`` on float tiles (the input and the denoised tile, both cut to
+                the image): a step that looks at most ``post_halo`` pixels around each pixel, so tiles
+                overlap by that much more and tiled == whole image still holds.
 
         On an out-of-memory error the whole image is retried with half the tile side, down to the
         smallest tile the margin allows; then the error propagates.
         """
         a = self.align
-        y = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
-        y, (h0, w0) = pad_to_multiple(y, a, mode="reflect")
+        h0, w0 = image.shape[:2]
         margin = self.margin if overlap is None else overlap
         if margin % a:
             raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {a}")
+        margin = -(-(margin + post_halo) // a) * a
         if tile is None:
             tile = auto_tile(self.device, self.bytes_per_pixel, margin, a)
+        if out is None:
+            out = np.empty((h0, w0, 3), np.float32)
         while True:
             try:
-                out = self._denoise_tiled(y, tile, margin, on_tile)[:h0, :w0]
-                break
+                self._denoise_tiled(image, out, tile, margin, post, on_tile)
+                return out
             except Exception as e:                      # noqa: BLE001 - only OOM is retried
                 smallest = 2 * margin + 2 * a
                 if not is_oom(e) or tile // 2 < smallest:
@@ -281,24 +316,33 @@ class Denoiser:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 tile = max(tile // 2 // a * a, smallest)
-        if self.strength != 1.0:                        # y + s (x_hat - y), in place
-            np.subtract(out, image, out=out, casting="unsafe")
-            out *= self.strength
-            np.add(out, image, out=out, casting="unsafe")
-        return out
 
-    def _denoise_tiled(self, y: torch.Tensor, tile: int, margin: int, on_tile) -> np.ndarray:
-        H, W = y.shape[-2:]
-        boxes = tile_boxes(H, W, tile, margin, self.align)
-        out = np.empty((H, W, y.shape[1]), np.float32)
+    def _denoise_tiled(self, image: np.ndarray, out: np.ndarray, tile: int, margin: int, post, on_tile) -> None:
+        h0, w0 = image.shape[:2]
+        a = self.align
+        H, W = -(-h0 // a) * a, -(-w0 // a) * a
+        boxes = tile_boxes(H, W, tile, margin, a)
+        gray = 1 if out.shape[2] == 1 else None
         for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
-            t = y[..., ty0:ty1, tx0:tx1].to(self.device)
+            y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, a))
+            t = torch.from_numpy(y).permute(2, 0, 1).unsqueeze(0).to(self.device)
             d = self.denoise_tensor(t, origin=(ty0, tx0)).clamp_(0, 1)
-            core = d[0, :, cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
-            out[cy0:cy1, cx0:cx1] = core.permute(1, 2, 0).cpu().numpy()
+            vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
+            x = d[0, :, :vh, :vw].permute(1, 2, 0).cpu().numpy()
+            y = y[:vh, :vw]
+            if self.strength != 1.0:                                # y + s (x_hat - y), in place
+                x = np.ascontiguousarray(x)
+                np.subtract(x, y, out=x)
+                x *= self.strength
+                np.add(x, y, out=x)
+            if post is not None:
+                x = post(y, np.ascontiguousarray(x))
+            cy1, cx1 = min(cy1, h0), min(cx1, w0)
+            core = x[cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
+            if core.size:
+                from_unit(np.array(core, np.float32), out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
             if on_tile is not None:
                 on_tile(i + 1, len(boxes))
-        return out
 
     @property
     def refine_label(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Base-IFD EXIF tags that describe the photo, not the file's layout.
@@ -52,7 +53,11 @@ class Metadata:
         return bool(self.exif or self.icc or self.xmp)
 
 
-def _open(data: bytes):
+@contextmanager
+def open_header(data: bytes):
+    """Pillow's lazy open of encoded bytes (headers and metadata only; no pixels are decoded), with
+    Pillow's decompression-bomb limit off: sdap never decodes pixels through it, and the size of an
+    image is checked against the memory available (``core/memory.py``) instead."""
     from PIL import Image
 
     try:
@@ -61,7 +66,12 @@ def _open(data: bytes):
         pillow_heif.register_heif_opener()
     except ImportError:
         pass
-    return Image.open(io.BytesIO(data))
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _written_by_tifffile(tag: int, value: object) -> bool:
@@ -80,7 +90,7 @@ def read_metadata(data: bytes, rotated: bool = False) -> Metadata:
     from PIL import Image
 
     try:
-        with _open(data) as im:
+        with open_header(data) as im:
             icc = im.info.get("icc_profile") or None
             xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or None
             src = im.getexif()
@@ -117,8 +127,15 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def png_with_metadata(png: bytes, meta: Metadata | None) -> bytes:
     """``png`` with ``iCCP``, ``eXIf`` and ``iTXt`` XMP chunks after its ``IHDR`` (the PNG spec's places);
     ``png`` itself when ``meta`` is empty."""
+    return b"".join(png_parts(png, meta))
+
+
+def png_parts(png, meta: Metadata | None) -> list:
+    """:func:`png_with_metadata` as pieces to write one after the other (views of ``png``, a bytes-like
+    buffer, so a large encoded image is not copied)."""
+    png = memoryview(png).cast("B")
     if not meta:
-        return png
+        return [png]
     end = 8 + 8 + int.from_bytes(png[8:12], "big") + 4  # signature, then IHDR (length, type, data, CRC)
     extra = b""
     if meta.icc:
@@ -127,7 +144,7 @@ def png_with_metadata(png: bytes, meta: Metadata | None) -> bytes:
         extra += _chunk(b"eXIf", meta.exif[6:] if meta.exif.startswith(b"Exif\0\0") else meta.exif)
     if meta.xmp:
         extra += _chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + meta.xmp)
-    return png[:end] + extra + png[end:]
+    return [png[:end], extra, png[end:]]
 
 
 def tiff_kwargs(meta: Metadata | None) -> dict:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .samples import to_unit
+
 __all__ = ["NoiseEstimate", "measure_noise"]
 
 LAG = 4                      # L: beyond the correlation length of real sRGB noise (rho_3 ~ 0.02 on SIDD)
@@ -129,7 +131,8 @@ def _lower_envelope(energy: np.ndarray, bright: np.ndarray, fraction: float) -> 
 
 
 def measure_noise(image: np.ndarray, max_pixels: int = 1 << 20) -> NoiseEstimate:
-    r"""Measure the noise level function and correlation of an ``(H, W, C)`` float image in [0, 1].
+    r"""Measure the noise level function and correlation of an ``(H, W, C)`` image: float in [0, 1], or
+    integer samples (each window is converted on its own, ``samples.to_unit``).
 
     Deterministic; images smaller than 4 * LAG + CORR_BLOCK (32) pixels on a side give a zero estimate.
 
@@ -139,7 +142,7 @@ def measure_noise(image: np.ndarray, max_pixels: int = 1 << 20) -> NoiseEstimate
         >>> 4 < e.sigma < 5.5, abs(e.rho1) < 0.1
         (True, True)
     """
-    img = np.asarray(image, np.float32)
+    img = np.asarray(image)
     if img.ndim == 2:
         img = img[..., None]
     h, w, ch = img.shape
@@ -154,7 +157,7 @@ def measure_noise(image: np.ndarray, max_pixels: int = 1 << 20) -> NoiseEstimate
         e16 = {k: [] for k in (1, 2, LAG)}
         br, br16 = [], []
         for y0, y1, x0, x1 in wins:
-            win = img[y0:y1, x0:x1, c] * 255
+            win = to_unit(img[y0:y1, x0:x1, c]) * 255
             for k in e:
                 m = _block_means(_second_diff_energy(win, k, pad), LEVEL_BLOCK)
                 e[k].append(m.ravel())

@@ -81,3 +81,13 @@ def encode_pillow(out: np.ndarray, fmt: str, quality: int, meta: Metadata | None
     except Exception as e:  # noqa: BLE001
         raise OutputError(f"cannot encode {fmt} ({' '.join(str(e).split())[:160]})") from None
     return buf.getvalue()
+
+
+def heif_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(height, width, channels, bytes per sample)`` of an HEIC's primary image, from its header."""
+    try:
+        f = _heif().open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
+        w, h = f.size
+        return h, w, 4 if f.has_alpha else 3, 2 if f.bit_depth > 8 else 1
+    except Exception:  # noqa: BLE001 - not installed or unreadable: decoding reports it
+        return None

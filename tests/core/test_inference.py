@@ -90,11 +90,12 @@ def test_oom_retries_with_half_tile(tiny_model, monkeypatch):
     calls = []
     real = Denoiser._denoise_tiled
 
-    def flaky(self, y, tile, margin, on_tile):
+    def flaky(self, y, out, tile, margin, post, on_tile):
         calls.append(tile)
         if tile > 64:
+            out[:] = -1         # a half-written output is overwritten by the retry
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, y, tile, margin, on_tile)
+        return real(self, y, out, tile, margin, post, on_tile)
 
     monkeypatch.setattr(Denoiser, "_denoise_tiled", flaky)
     out = d.denoise(img, tile=256)
