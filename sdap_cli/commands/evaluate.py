@@ -147,8 +147,9 @@ def denoise_sample(den: Denoiser, noisy: np.ndarray, inf: InferenceConfig, on_ti
                    ) -> tuple[np.ndarray, dict | None]:
     """The per-image step (`sdap denoise`'s, with its ``--auto`` decision), then round to the source's
     sample type (uint8 for 8-bit sources), as a saved output is."""
-    try:
-        out, noise = denoise_image(den, as_float(noisy), inf, on_tile)
+    try:                            # 8-bit samples in, 8-bit out (rounded per tile, as to_uint8 rounds)
+        buf = np.empty_like(noisy) if noisy.dtype == np.uint8 else None
+        out, noise = denoise_image(den, noisy, inf, on_tile, out=buf)
     except Exception as e:                                  # noqa: BLE001
         if is_oom(e):
             raise _Fatal("out of memory even at the smallest tile; try --device cpu or --precision bf16") \

@@ -22,7 +22,6 @@ Output: float32 in [0, 1], shape as the input.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ import torch
 
 from .dbsnl import DBSNl, receptive_radius
 from .device import DTYPES, is_oom, pick_device, pick_precision
+from .memory import TILE_BUDGET, available_memory
 from .pd import pd_down, pd_up
 from .refine import REFINEMENTS, r3_mask
-from .samples import to_unit, from_unit
+from .samples import from_unit, to_unit
 from .student import StudentUNet
 
 __all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_margin", "tile_boxes",
@@ -139,26 +139,17 @@ def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int)
     return image[index(y0, y1, h)[:, None], index(x0, x1, w)[None, :]]
 
 
-# 1 GiB of tile activations keeps a 24 MP photo under 2 GiB of process RSS (torch ~0.3 GiB, the float
-# input and output images ~0.3 GiB each) at a few percent of extra overlap work
-_CPU_ACTIVATION_BUDGET = 1 << 30
-
-
 def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
     """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half the
-    free GPU memory on CUDA; on CPU a quarter of MemAvailable, at most 1 GiB, so a 24 MP photo stays under
-    2 GiB of RSS. Clamped to
-    [max(256, 2*margin + 64), 2048] and rounded to a multiple of f."""
-    free = None
+    free GPU memory on CUDA; on CPU a quarter of the memory this process can still use
+    (``memory.available_memory``), at most ``memory.TILE_BUDGET`` (1 GiB, which keeps a 24 MP photo under
+    2 GiB of RSS at a few percent of extra overlap work). Clamped to [max(256, 2*margin + 64), 2048] and
+    rounded to a multiple of f."""
     if device.type == "cuda":
         budget = torch.cuda.mem_get_info(device)[0] / 2
     else:
-        with contextlib.suppress(OSError, ValueError):
-            with open("/proc/meminfo") as fh:
-                for line in fh:
-                    if line.startswith("MemAvailable:"):
-                        free = int(line.split()[1]) * 1024
-        budget = min((free if free is not None else 8 << 30) / 4, _CPU_ACTIVATION_BUDGET)
+        free = available_memory()
+        budget = min((free if free is not None else 8 << 30) / 4, TILE_BUDGET)
     side = int(math.sqrt(budget / bytes_per_pixel))
     lo = max(256, 2 * margin + 64)
     side = max(lo, min(side, 2048))
@@ -339,8 +330,8 @@ class Denoiser:
                 x = post(y, np.ascontiguousarray(x))
             cy1, cx1 = min(cy1, h0), min(cx1, w0)
             core = x[cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
-            if core.size:
-                from_unit(np.array(core, np.float32), out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
+            if core.size:               # x is this tile's scratch: converted in place
+                from_unit(core, out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
             if on_tile is not None:
                 on_tile(i + 1, len(boxes))
 

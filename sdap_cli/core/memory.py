@@ -21,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import resource
 
-__all__ = ["available_memory", "denoise_need", "SLACK", "fmt_bytes"]
+__all__ = ["available_memory", "denoise_need", "SLACK", "TILE_BUDGET", "fmt_bytes"]
 
 SLACK = 256 << 20         # encoder buffers, the noise measurement's windows, Python objects
-TILE_BUDGET = 1 << 30     # the CPU tile budget of inference.auto_tile (kept equal to it)
+TILE_BUDGET = 1 << 30     # the most inference.auto_tile gives a CPU tile's activations
 
 
 def _read_int(path: str) -> int | None:
