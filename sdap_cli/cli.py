@@ -13,7 +13,7 @@ from .errors import SdapError
 from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
                       CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt, AutoOpt,
                       ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt, VersionOpt,
-                      comma_list as split, on_off, ExportModelOpt, OpsetOpt, CheckOpt)
+                      comma_list as split, on_off, ExportModelOpt, OpsetOpt, CheckOpt, EmaOpt)
 from .options import (QuietOpt, OutputOpt, R3SeedOpt, R3TOpt, R3POpt, RecursiveOpt, SuffixOpt, FormatOpt,
                       QualityOpt, StripMetadataOpt, OverwriteOpt, SkipExistingOpt, ShardOpt, AdaptOpt,
                       SaveAdaptedOpt, JsonOutOpt, DatasetOpt, DataDirOpt, NoisyOpt, CleanOpt, DenoisedOpt,
@@ -34,9 +34,7 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(
-    version: VersionOpt = False,
-) -> None:
+def _root(version: VersionOpt = False) -> None:
     """Remove real camera noise from photos with SDAP (self-supervised blind-spot network)."""
 
 
@@ -158,6 +156,7 @@ def train(
     val: ValOpt = None,
     val_every: ValEveryOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
+    ema: EmaOpt = None,
     base_ch: Annotated[Optional[int], typer.Option(help="DBSNl width (128 in the paper).")] = None,
     num_module: Annotated[Optional[int], typer.Option(help="DBSNl blocks per branch (9).")] = None,
     seed: SeedOpt = None,
@@ -180,7 +179,7 @@ def train(
 
     flags = dict(data=data, out=out, preset=preset, iterations=iterations, batch=batch, patch=patch, lr=lr,
                  schedule=schedule, init=init, val=val, val_every=val_every, checkpoint_every=checkpoint_every,
-                 seed=seed, device=device, precision=precision, compile=compile, workers=workers,
+                 seed=seed, device=device, precision=precision, compile=compile, workers=workers, ema=ema,
                  threads=threads, model={"base_ch": base_ch, "num_module": num_module})
     cfg = _config(TrainConfig, flags, config)
     progress = TrainProgress(cfg.iterations, quiet)
@@ -197,6 +196,8 @@ def distill(
     data: DataOpt = None,
     teacher: Annotated[Optional[Path], typer.Option("--teacher", "-t", help="Teacher weights (DBSNl). "
                        "Default: the shipped teacher.")] = None,
+    ensemble: Annotated[Optional[list[Path]], typer.Option(help="One more teacher (repeatable): each target is "
+                        "the mean of all the teachers' outputs.")] = None,
     teacher_refine: Annotated[Optional[str], typer.Option(help="How the teacher denoises: e (default), r3 "
                               "or none.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run folder (default runs/distill).")] = None,
@@ -217,6 +218,7 @@ def distill(
     val: ValOpt = None,
     val_every: ValEveryOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
+    ema: EmaOpt = None,
     student_ch: Annotated[Optional[str], typer.Option(help="Student channels per level (default 32,64,128).")] = None,
     student_blocks: Annotated[Optional[str], typer.Option(help="Student residual blocks per level (default "
                               "1,1,2).")] = None,
@@ -247,10 +249,10 @@ def distill(
             raise _fail(f"--{name} {v!r}: give three integers, e.g. 32,64,128", 2) from None
 
     flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache, recharge=recharge,
-                 targets=targets.split(",") if targets else None,
+                 targets=targets.split(",") if targets else None, ensemble=ensemble,
                  iterations=iterations, batch=batch, patch=patch, lr=lr, schedule=schedule, init=init, val=val,
                  val_every=val_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                 precision=precision, workers=workers, threads=threads,
+                 precision=precision, workers=workers, threads=threads, ema=ema,
                  student={"ch": triple(student_ch, "student-ch"), "blocks": triple(student_blocks, "student-blocks")})
     cfg = _config(DistillConfig, flags, config)
     progress = TrainProgress(cfg.iterations, quiet)

@@ -1,7 +1,6 @@
-"""Pydantic models, the single source of defaults for every subcommand, and :func:`resolve`, the one rule
-for every command: defaults < preset (train) < YAML file (``--config``) < flags given, then one validation.
-Field names equal flag names (``tile_overlap`` is ``--tile-overlap``), so :func:`flag_message` needs no mapping.
-"""
+"""Pydantic models, the one source of defaults, and :func:`resolve`, the one rule for every command: defaults <
+preset (train) < YAML (``--config``) < flags given, then one validation. Field names equal flag names
+(``tile_overlap`` is ``--tile-overlap``), so :func:`flag_message` needs no mapping."""
 
 from __future__ import annotations
 
@@ -21,12 +20,10 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """DBSNl architecture (paper defaults)."""
+    """DBSNl architecture (paper defaults); ``in_ch``/``out_ch``: image channels in and out."""
 
     in_ch: int = Field(3, ge=1)
-    """Input channels."""
     out_ch: int = Field(3, ge=1)
-    """Output channels."""
     base_ch: int = Field(128, ge=2, multiple_of=2)
     """Branch width; 128 in the paper."""
     num_module: int = Field(9, ge=0)
@@ -157,6 +154,8 @@ class _LoopConfig(_Strict):
     """Final learning rate of the cosine schedule."""
     iterations: int = Field(20000, ge=1)
     """Optimizer steps in total."""
+    ema: float = Field(0.0, ge=0.0, lt=1.0)
+    """Weight average decay d: after each step avg <- d avg + (1 - d) w; validated, kept, saved instead (0: off)."""
     val: Optional[str] = None
     """Validation folder (noisy/clean sub-folders) or folder with the SIDD validation .mat files."""
     val_every: int = Field(500, ge=1)
@@ -223,6 +222,8 @@ class DistillConfig(_LoopConfig):
     out: str = "runs/distill"
     teacher: Optional[Path] = None
     """Teacher weights (a DBSNl file); None: the shipped default."""
+    ensemble: list[Path] = []
+    """More teachers (DBSNl files): each target is the per-pixel mean over ``teacher`` and these."""
     teacher_refine: RefineMode = "e"
     """How the teacher denoises the training images (its outputs are the targets)."""
     targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "auto"]] = ["teacher"]
@@ -244,7 +245,6 @@ class DistillConfig(_LoopConfig):
 
 class EvalConfig(_Strict):
     """`sdap evaluate`: score a denoiser (or existing outputs) against clean references; write submissions."""
-
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     dataset: Literal["folders", "sidd-val", "sidd-bench", "dnd"] = "folders"

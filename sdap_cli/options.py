@@ -140,6 +140,8 @@ ValEveryOpt = Annotated[Optional[int], _opt(help="Validate every N steps.", defa
 CheckpointEveryOpt = Annotated[Optional[int], _opt(help="Save resumable state every N steps.",
                                default=shown(_L, "checkpoint_every"))]
 SeedOpt = Annotated[Optional[int], _opt(help="Seed.", default=shown(_L, "seed"))]
+EmaOpt = Annotated[Optional[float], _opt(help="Weight average decay d, e.g. 0.999: validate and save the average "
+                   "of the last ~1/(1-d) steps' weights; 0 off.", default=shown(_L, "ema"))]
 
 # Options of export.
 ExportModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="student (default: one pass, ~20x "

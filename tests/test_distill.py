@@ -247,3 +247,81 @@ def test_multi_target_distillation_runs_and_records_its_targets(setup, tmp_path)
     meta = load_weights(result.last_path).metadata["training"]
     assert meta["teacher"]["targets"] == ["teacher", "vflip", "auto"] and meta["teacher"]["recharge"] == 0.5
     assert meta["teacher_outputs_computed"] == 3 * len(list((tmp / "data").iterdir()))
+
+
+def test_weight_average_is_the_ema_of_the_trained_weights_and_resume_is_exact(setup, tmp_path):
+    tmp, teacher = setup
+    d = 0.75
+    cfg = DistillConfig(data=[str(tmp / "data")], teacher=teacher, out=str(tmp_path / "a"), iterations=4,
+                        batch=2, patch=32, student={"ch": (8, 8, 8), "blocks": (1, 1, 1)}, workers=0,
+                        precision="fp32", device="cpu", lr=2e-3, cache=tmp_path / "cache", checkpoint_every=1,
+                        ema=d)
+    states = []
+    for k in (1, 2):                                    # state.pt after step 1, then after step 2
+        distill(cfg, resume=k > 1, stop_after=k)
+        states.append(torch.load(tmp_path / "a" / "state.pt", weights_only=False))
+    (m1, a1), (m2, a2) = [(s["model"], s["average"]) for s in states]
+    assert any(not torch.equal(a2[k], m2[k]) for k in m2)                      # the average lags the weights
+    for k in m2:                                        # avg_2 = d avg_1 + (1 - d) w_2
+        torch.testing.assert_close(a2[k], d * a1[k] + (1 - d) * m2[k])
+    saved = load_weights(tmp_path / "a" / "step_0000002.safetensors").model.state_dict()
+    for k in saved:                                     # what is saved is the average (in 16 bits)
+        torch.testing.assert_close(saved[k].float(), a2[k].float(), atol=2e-3, rtol=2e-3)
+    distill(cfg, resume=True)                           # steps 3-4 after an interruption ...
+    whole = distill(cfg.model_copy(update={"out": str(tmp_path / "b")}))       # ... equal one run
+    a = load_weights(tmp_path / "a" / "last.safetensors").model.state_dict()
+    b = load_weights(whole.last_path).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_weights(whole.last_path).metadata["training"]["ema"] == d
+    with pytest.raises(ValueError):
+        DistillConfig.model_validate({**cfg.model_dump(), "ema": 1.0})
+
+
+def test_ema_flag_reaches_the_run(setup):
+    tmp, teacher = setup
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "-n", "2",
+                                 "--ema", "0.5", "--out", str(tmp / "run"), "--cache", str(tmp / "c")] + TINY)
+    assert r.exit_code == 0, r.output
+    assert load_weights(tmp / "run" / "last.safetensors").metadata["training"]["ema"] == 0.5
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher),
+                                 "--ema", "1.5", "--out", str(tmp / "run2")] + TINY)
+    assert r.exit_code != 0 and "ema" in r.output and "Traceback" not in r.output
+
+
+def test_ensemble_targets_are_the_mean_of_each_teachers_cached_targets(setup, tmp_path):
+    from sdap_cli.core.distill import ensemble_targets
+    from sdap_cli.core.loop import setup as loop_setup
+
+    tmp, teacher = setup
+    other = tiny_weights(tmp_path / "other.safetensors", base_ch=6, num_module=2)     # another network
+    cfg = DistillConfig(data=[str(tmp / "data")], teacher=teacher, ensemble=[other], targets=["teacher", "hflip"],
+                        precision="fp32", device="cpu", workers=0)
+    files = sorted((tmp / "data").iterdir())
+    noisy, mean, computed, dens, facts = ensemble_targets(cfg, loop_setup(cfg), files, tmp_path / "c")
+    assert computed == 2 * 2 * len(files) and [f["sha256"] for f in facts] == [sha(teacher), sha(other)]
+    singles = [teacher_targets(d, k, files, tmp_path / "c", targets=("teacher", "hflip"))
+               for d, k in zip(dens, [f"{f['sha256'][:12]}-e-fp32" for f in facts])]
+    assert all(s[2] == 0 for s in singles)                                       # both read from the cache
+    for i in range(len(files)):
+        np.testing.assert_allclose(mean[i], (singles[0][1][i] + singles[1][1][i]) / 2, atol=1e-6)
+        assert not np.allclose(singles[0][1][i], singles[1][1][i], atol=1e-3)    # the teachers differ
+    assert ensemble_targets(cfg, loop_setup(cfg), files, tmp_path / "c")[2] == 0
+    from sdap_cli.core.distill import MeanDenoiser
+    y = noisy[0]
+    np.testing.assert_allclose(MeanDenoiser(dens).denoise(y), (dens[0].denoise(y) + dens[1].denoise(y)) / 2,
+                               atol=1e-6)
+
+
+def test_ensemble_run_records_its_teachers_and_refuses_a_student(setup, tmp_path):
+    tmp, teacher = setup
+    other = tiny_weights(tmp_path / "other.safetensors", base_ch=6, num_module=2)
+    base = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--cache", str(tmp_path / "c"),
+            "-n", "2", "--val", str(tmp / "val")] + TINY
+    r = CliRunner().invoke(app, base + ["--ensemble", str(other), "--out", str(tmp_path / "r"), "--json"])
+    assert r.exit_code == 0, r.output
+    meta = load_weights(tmp_path / "r" / "last.safetensors").metadata["training"]
+    assert [e["sha256"] for e in meta["teacher"]["ensemble"]] == [sha(other)]
+    assert meta["teacher_outputs_computed"] == 2 * len(list((tmp / "data").iterdir()))
+    student = tiny_student(tmp_path / "s.safetensors")
+    r = CliRunner().invoke(app, base + ["--ensemble", str(student), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "teacher must be a blind-spot DBSNl" in r.output and "Traceback" not in r.output

@@ -1,14 +1,19 @@
-"""The training loop shared by `sdap train` and `sdap distill`: learning rate, DDP, compile, data loader,
+r"""The training loop shared by `sdap train` and `sdap distill`: learning rate, DDP, compile, data loader,
 CSV and TensorBoard logs, validation with keep-best, checkpoints, resume and SIGTERM.
 
 What a run optimises comes in a :class:`Recipe` (network, data, loss, validation); :func:`fit` runs it
 as named steps of :class:`_Run`. Determinism: sample i of step s and the step's random generator are
 pure functions of (seed, s, i, rank), so a run resumed from ``state.pt`` takes exactly the steps of an
 uninterrupted one.
+
+Weight average (``ema`` = d > 0): after every step :math:`\bar w \leftarrow d\,\bar w + (1 - d)\,w`
+(fp32, starting from the initial weights); validation, ``best``, ``last`` and the numbered files then hold
+:math:`\bar w`, the optimizer keeps training :math:`w`. Its memory is about 1 / (1 - d) steps.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -164,6 +169,7 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.average = copy.deepcopy(self.model).requires_grad_(False) if cfg.ema > 0 else None
         self.start, self.best, self.history = 0, None, []
         if resume:
             self._resume()
@@ -184,6 +190,8 @@ class _Run:
             raise ConfigError(f"{self.state_path}: saved model {saved_arch} differs from the config's "
                               f"{self.model.arch}")
         self.model.load_state_dict(st["model"])
+        if self.average is not None:
+            self.average.load_state_dict(st.get("average") or st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.start, self.best, self.history = st["step"], st["best"], st["history"]
         torch.set_rng_state(st["torch_rng"])
@@ -220,13 +228,24 @@ class _Run:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.average is not None:
+            with torch.no_grad():
+                for a, b in zip(self.average.parameters(), self.model.parameters()):
+                    a.lerp_(b, 1.0 - cfg.ema)
+                for a, b in zip(self.average.buffers(), self.model.buffers()):
+                    a.copy_(b)
         return loss.item(), lr
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The weights a run validates and saves: the average with ``ema``, else the trained ones."""
+        return self.model if self.average is None else self.average
 
     def validate(self, step: int, lr: float, row: list | None, t0: float, log: _Log, on_validate) -> list:
         """Score the model, keep the best weights, and fill the row's validation columns."""
         recipe = self.recipe
-        m = recipe.validate(self.model)
-        self.model.train()
+        m = recipe.validate(self.kept)
+        self.kept.train()
         m["step"] = step
         self.history.append(m)
         if on_validate is not None:
@@ -247,19 +266,21 @@ class _Run:
             return
         device = self.env.device
         st = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": step,
+              "average": None if self.average is None else self.average.state_dict(),
               "best": self.best, "history": self.history, "config": self.cfg.model_dump(mode="json"),
               "arch": self.model.arch, "torch_rng": torch.get_rng_state(),
               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         atomic_write(self.state_path, lambda fh: torch.save(st, fh))
 
     def save_weights(self, name: str, step: int) -> Path:
-        return save_weights(self.out / name, self.model, training=self.summary(step), dtype=self.store)
+        return save_weights(self.out / name, self.kept, training=self.summary(step), dtype=self.store)
 
     def summary(self, step: int) -> dict:
         cfg, env = self.cfg, self.env
         return {"iterations": step, "data": [str(d) for d in cfg.data], "patch": cfg.patch,
                 "batch": cfg.batch * env.world, "lr": cfg.lr, "schedule": cfg.schedule, "seed": cfg.seed,
-                "precision": env.precision, "device": str(env.device), "best": self.best, **self.recipe.summary}
+                "ema": cfg.ema, "precision": env.precision, "device": str(env.device), "best": self.best,
+                **self.recipe.summary}
 
     def checkpoint(self, step: int) -> None:
         self.save_state(step)

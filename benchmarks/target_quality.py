@@ -1,0 +1,71 @@
+"""How good are the distillation targets? Each target of ``sdap distill`` (core/distill.py TARGETS) of
+each teacher, scored on a paired set; the teachers' mean per target (what ``--ensemble`` trains on); and
+the per-pixel mean and median of all of them.
+
+    python benchmarks/target_quality.py NOISY_DIR CLEAN_DIR -t TEACHER [-t TEACHER2 ...] \
+        [--targets teacher,phase3] [--refine e] [--threads N]
+
+A student trained with the sum of L1 over K targets is pulled towards their per-pixel median; one trained
+on an ensemble target towards the teachers' mean. So these rows bound what each choice of targets can
+teach. PSNR dB / SSIM, SDAP convention (uint8 RGB).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdap_cli.core import images
+from sdap_cli.core.checkpoints import load_weights
+from sdap_cli.core.device import pick_precision
+from sdap_cli.core.distill import TARGETS, target_image
+from sdap_cli.core.inference import Denoiser
+from sdap_cli.core.metrics import psnr_ssim
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("noisy", type=Path)
+    ap.add_argument("clean", type=Path)
+    ap.add_argument("-t", "--teacher", type=Path, action="append", required=True)
+    ap.add_argument("--targets", default="teacher")
+    ap.add_argument("--refine", default="e")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.targets.split(",")
+    unknown = [n for n in names if n not in TARGETS or n == "auto"]
+    if unknown:
+        raise SystemExit(f"--targets: unknown {unknown}; choose from {[t for t in TARGETS if t != 'auto']}")
+    precision = pick_precision("auto", torch.device("cpu"))
+    dens = {}
+    for path in args.teacher:
+        lw = load_weights(path)
+        dens[path.stem] = Denoiser(lw.model, input_scale=lw.input_scale, refine=args.refine, precision=precision)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for f in sorted(p for p in args.noisy.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")):
+        y = images.read_image(f).rgb
+        ref = images.read_image(args.clean / f.name).rgb
+        outs = {(t, n): target_image(d, n, y) for t, d in dens.items() for n in names}
+        scored = {f"{t}: {n}": o for (t, n), o in outs.items()}
+        if len(dens) > 1:
+            scored.update({f"mean of the {len(dens)} teachers: {n}": np.mean([outs[t, n] for t in dens], 0)
+                           for n in names})
+        if len(outs) > 2:
+            stack = np.stack(list(outs.values()))
+            scored.update({f"mean of all {len(outs)}": stack.mean(0), f"median of all {len(outs)}": np.median(stack, 0)})
+        for k, o in scored.items():
+            rows.setdefault(k, []).append(psnr_ssim(o, ref))
+        print(f"{f.name}: " + ", ".join(f"{k} {v[-1][0]:.2f}" for k, v in rows.items()), flush=True)
+    print("\n| target | PSNR | SSIM |\n|---|---|---|")
+    for k, v in rows.items():
+        p, s = np.mean(v, axis=0)
+        print(f"| {k} | {p:.2f} | {s:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
