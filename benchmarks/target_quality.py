@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdap_cli.core import images
 from sdap_cli.core.checkpoints import load_weights
+from sdap_cli.core.datasets import load_paired_folder
 from sdap_cli.core.device import pick_precision
 from sdap_cli.core.distill import TARGETS, target_image
 from sdap_cli.core.inference import Denoiser
@@ -47,20 +47,21 @@ def main() -> None:
         lw = load_weights(path)
         dens[path.stem] = Denoiser(lw.model, input_scale=lw.input_scale, refine=args.refine, precision=precision)
     rows: dict[str, list[tuple[float, float]]] = {}
-    for f in sorted(p for p in args.noisy.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")):
-        y = images.read_image(f).rgb
-        ref = images.read_image(args.clean / f.name).rgb
+    pairs = load_paired_folder(args.noisy, args.clean)          # paired by name, as sdap evaluate pairs them
+    for name, y, ref in zip(pairs.names, pairs.noisy, pairs.clean):
         outs = {(t, n): target_image(d, n, y) for t, d in dens.items() for n in names}
         scored = {f"{t}: {n}": o for (t, n), o in outs.items()}
         if len(dens) > 1:
             scored.update({f"mean of the {len(dens)} teachers: {n}": np.mean([outs[t, n] for t in dens], 0)
                            for n in names})
+        stack = np.stack(list(outs.values()))
+        if len(names) > 1:
+            scored[f"mean of all {len(outs)}"] = stack.mean(0)
         if len(outs) > 2:
-            stack = np.stack(list(outs.values()))
-            scored.update({f"mean of all {len(outs)}": stack.mean(0), f"median of all {len(outs)}": np.median(stack, 0)})
+            scored[f"median of all {len(outs)}"] = np.median(stack, 0)
         for k, o in scored.items():
             rows.setdefault(k, []).append(psnr_ssim(o, ref))
-        print(f"{f.name}: " + ", ".join(f"{k} {v[-1][0]:.2f}" for k, v in rows.items()), flush=True)
+        print(f"{name}: " + ", ".join(f"{k} {v[-1][0]:.2f}" for k, v in rows.items()), flush=True)
     print("\n| target | PSNR | SSIM |\n|---|---|---|")
     for k, v in rows.items():
         p, s = np.mean(v, axis=0)

@@ -13,6 +13,7 @@ from sdap_cli.config import DistillConfig
 from sdap_cli.core.checkpoints import load_weights
 from sdap_cli.core.distill import distill, distill_loss, teacher_targets
 from sdap_cli.core.inference import Denoiser
+from sdap_cli.core.loop import ema_decay
 from sdap_cli.core.student import StudentUNet
 from tests.helpers import noisy_rgb, sha, tiny_student, tiny_weights, write_png
 
@@ -262,8 +263,10 @@ def test_weight_average_is_the_ema_of_the_trained_weights_and_resume_is_exact(se
         states.append(torch.load(tmp_path / "a" / "state.pt", weights_only=False))
     (m1, a1), (m2, a2) = [(s["model"], s["average"]) for s in states]
     assert any(not torch.equal(a2[k], m2[k]) for k in m2)                      # the average lags the weights
-    for k in m2:                                        # avg_2 = d avg_1 + (1 - d) w_2
-        torch.testing.assert_close(a2[k], d * a1[k] + (1 - d) * m2[k])
+    d2 = ema_decay(d, 2)
+    assert d2 == 3 / 12
+    for k in m2:                                        # avg_2 = d_2 avg_1 + (1 - d_2) w_2
+        torch.testing.assert_close(a2[k], d2 * a1[k] + (1 - d2) * m2[k])
     saved = load_weights(tmp_path / "a" / "step_0000002.safetensors").model.state_dict()
     for k in saved:                                     # what is saved is the average (in 16 bits)
         torch.testing.assert_close(saved[k].float(), a2[k].float(), atol=2e-3, rtol=2e-3)

@@ -200,3 +200,17 @@ def test_validation_from_sidd_mat_files(tmp_path):
     assert val.names == [str(i) for i in range(6)]
     assert np.array_equal(np.rint(val.clean[4] * 255).astype(np.uint8), clean[1, 1])
     assert np.array_equal(np.rint(val.noisy[2] * 255).astype(np.uint8), noisy[0, 2])
+
+
+def test_train_with_a_weight_average_saves_and_validates_the_average(tmp_path, data, val):
+    cfg = TrainConfig(data=[str(data)], out=str(tmp_path / "run"), iterations=4, val=str(val), val_every=2,
+                      checkpoint_every=2, lr=1e-3, ema=0.5, **TINY)
+    result = train(cfg)
+    st = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert any(not torch.equal(st["average"][k], st["model"][k]) for k in st["model"])
+    saved = load_weights(result.last_path)
+    assert saved.metadata["training"]["ema"] == 0.5
+    for k, v in saved.model.state_dict().items():                           # last = the average, in 16 bits
+        if not k.endswith(".mask"):
+            torch.testing.assert_close(v.float(), st["average"][k].float(), atol=3e-3, rtol=3e-3)
+    assert [h["step"] for h in result.history] == [2, 4]

@@ -6,8 +6,9 @@ as named steps of :class:`_Run`. Determinism: sample i of step s and the step's 
 pure functions of (seed, s, i, rank), so a run resumed from ``state.pt`` takes exactly the steps of an
 uninterrupted one.
 
-Weight average (``ema`` = d > 0): after every step :math:`\bar w \leftarrow d\,\bar w + (1 - d)\,w`
-(fp32, starting from the initial weights); validation, ``best``, ``last`` and the numbered files then hold
+Weight average (``ema`` = d > 0): after step t (1-based) :math:`\bar w \leftarrow d_t\,\bar w + (1 - d_t)\,w`
+with :math:`d_t = \min(d, (1 + t) / (10 + t))` (fp32, from the initial weights; the warm-up keeps a random
+start from lingering in the average); validation, ``best``, ``last`` and the numbered files then hold
 :math:`\bar w`, the optimizer keeps training :math:`w`. Its memory is about 1 / (1 - d) steps.
 """
 
@@ -31,7 +32,7 @@ from .atomic import atomic_write
 from .checkpoints import save_weights
 from .device import choose_device, pick_precision
 
-__all__ = ["Recipe", "Setup", "setup", "TrainResult", "fit"]
+__all__ = ["Recipe", "Setup", "setup", "TrainResult", "fit", "ema_decay"]
 
 
 @dataclass
@@ -99,6 +100,15 @@ def _lr_at(cfg, step: int) -> float:
     if cfg.schedule == "cosine":
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.iterations))
     return cfg.lr
+
+
+def ema_decay(d: float, t: int) -> float:
+    """The weight average's decay after step ``t`` (1-based): min(d, (1 + t) / (10 + t)), in [0, d].
+
+        >>> ema_decay(0.999, 1), ema_decay(0.999, 100000)
+        (0.18181818181818182, 0.999)
+    """
+    return min(d, (1 + t) / (10 + t))
 
 
 def _dist() -> tuple[int, int]:
@@ -230,8 +240,9 @@ class _Run:
         self.opt.step()
         if self.average is not None:
             with torch.no_grad():
+                d = ema_decay(cfg.ema, step + 1)
                 for a, b in zip(self.average.parameters(), self.model.parameters()):
-                    a.lerp_(b, 1.0 - cfg.ema)
+                    a.lerp_(b, 1.0 - d)
                 for a, b in zip(self.average.buffers(), self.model.buffers()):
                     a.copy_(b)
         return loss.item(), lr
