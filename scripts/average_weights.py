@@ -9,7 +9,6 @@ started from the same weights) lie in one basin, where the mean of their weights
 network; unrelated networks give noise.
 """
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from sdap_cli.core.checkpoints import load_weights, save_weights
+from sdap_cli.core.distill import file_hash
 
 
 def main(out: str, sources: list[str]) -> None:
@@ -29,7 +29,7 @@ def main(out: str, sources: list[str]) -> None:
             raise SystemExit(f"{s}: {lw.model.kind} {lw.model.arch} differs from {sources[0]}'s {first.arch}")
     sds = [lw.model.state_dict() for lw in loaded]
     first.load_state_dict({k: torch.stack([sd[k].float() for sd in sds]).mean(0) for k in sds[0]})
-    meta = {"averaged": [{"file": Path(s).name, "sha256": hashlib.sha256(Path(s).read_bytes()).hexdigest(),
+    meta = {"averaged": [{"file": Path(s).name, "sha256": file_hash(s),
                           "iterations": lw.metadata.get("training", {}).get("iterations")}
                          for s, lw in zip(sources, loaded)]}
     save_weights(out, first, training=meta, input_scale=loaded[0].input_scale, dtype=torch.bfloat16)

@@ -89,8 +89,8 @@ def copy_samples(image: np.ndarray, out: np.ndarray | None = None, band: int = 5
     if out is None:
         out = np.empty((h, image.shape[1], 3), np.float32)
     gray = 1 if out.shape[2] == 1 else None
-    if out.dtype == image.dtype and out.dtype.kind == "u":      # the identity: no float round trip
-        np.copyto(out, image[..., :1] if gray else image)
+    if out.dtype == image.dtype and out.dtype.kind == "u" and (gray is None or image.shape[2] == 1):
+        np.copyto(out, image)                                   # the identity: no float round trip
         return out
     for r0 in range(0, h, band):
         from_unit(to_unit(image[r0:r0 + band]), out.dtype, gray, out=out[r0:r0 + band])

@@ -37,6 +37,14 @@ def test_integer_samples_round_trip_exactly(dtype):
     assert np.array_equal(copy_samples(a, np.empty_like(a), band=4), a)
 
 
+@pytest.mark.parametrize("channels_in,channels_out", [(3, 3), (1, 1), (1, 3), (3, 1)])
+def test_copy_samples_equals_the_float_round_trip(channels_in, channels_out):
+    a = RNG.integers(0, 256, (9, 5, channels_in)).astype(np.uint8)
+    ref = from_unit(to_unit(a), np.uint8, 1 if channels_out == 1 else None)
+    got = copy_samples(a, np.empty((9, 5, channels_out), np.uint8), band=4)
+    assert np.array_equal(got, np.broadcast_to(ref, got.shape))     # RGB into gray: the channel mean
+
+
 def test_float_samples_are_clipped_and_gray_is_the_mean():
     x = np.array([[[np.nan, -1.0, 2.0]], [[0.25, 0.5, 0.75]]], np.float32)
     assert to_unit(x).tolist() == [[[0.0, 0.0, 1.0]], [[0.25, 0.5, 0.75]]]
