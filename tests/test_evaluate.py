@@ -408,3 +408,19 @@ def test_bf16_costs_at_most_0_01_db_against_fp32_on_the_sidd_blocks(tmp_path, mo
         psnr[precision] = js["summary"]["psnr"]["mean"]
     assert psnr["fp32"] > 25                                  # the network really denoised (input: 22.15 dB)
     assert psnr["bf16"] >= psnr["fp32"] - 0.01, psnr
+
+
+def test_summary_with_an_identical_image_warns_nothing_and_reports_inf():
+    """An output equal to its reference scores PSNR inf; the summary's std must not raise a numpy
+    RuntimeWarning (it reached users' terminals) and the JSON carries null for the non-finite values."""
+    import warnings
+
+    from sdap_cli.commands.evaluate import EvalResult, Row
+    res = EvalResult(rows=[Row("a", psnr=30.0, ssim=0.9), Row("b", psnr=float("inf"), ssim=1.0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = res.summary()
+        d = res.to_dict()
+    assert summary["psnr"]["n"] == 2 and summary["psnr"]["min"] == 30.0
+    assert d["summary"]["psnr"]["mean"] is None and d["summary"]["psnr"]["std"] is None
+    assert d["summary"]["ssim"]["mean"] == pytest.approx(0.95)

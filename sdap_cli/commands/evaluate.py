@@ -111,7 +111,9 @@ class EvalResult:
             vals = np.array([getattr(r, m) for r in self.rows if r.error is None and getattr(r, m) is not None],
                             np.float64)
             if vals.size:
-                out[m] = {"mean": float(vals.mean()), "std": float(vals.std()), "min": float(vals.min()),
+                with np.errstate(invalid="ignore"):     # an identical image (PSNR inf): std inf - inf = nan
+                    std = float(vals.std())
+                out[m] = {"mean": float(vals.mean()), "std": std, "min": float(vals.min()),
                           "max": float(vals.max()), "n": int(vals.size)}
         return out
 
