@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -11,6 +14,19 @@ import torch
 
 from sdap_cli.core.checkpoints import save_weights
 from sdap_cli.core.dbsnl import DBSNl
+
+
+@contextmanager
+def loaded_script(path: Path, name: str):
+    """Import the script at ``path`` as module ``name`` for the duration of the block."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop(name, None)
 
 
 def tiny_weights(path: Path, base_ch: int = 8, num_module: int = 1) -> Path:

@@ -3,14 +3,13 @@ a tiny folder prints one row per set with the light-path counts."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import write_png
+from tests.helpers import loaded_script, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "light_path.py"
@@ -18,12 +17,8 @@ SCRIPT = REPO / "benchmarks" / "light_path.py"
 
 @pytest.fixture(scope="module")
 def lp():
-    spec = importlib.util.spec_from_file_location("sdap_light_path_benchmark", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with loaded_script(SCRIPT, "sdap_light_path_benchmark") as mod:
+        yield mod
 
 
 @pytest.mark.parametrize("kind, rho1", [("white", 0.0), ("box3", 2 / 3)])

@@ -10,13 +10,14 @@ section 2). These tests check three things:
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from tests.helpers import loaded_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "train_step.py"
@@ -26,12 +27,8 @@ TINY = dict(base_ch=8, num_module=1, batch=2, patch=20)
 
 @pytest.fixture(scope="module")
 def ts():
-    spec = importlib.util.spec_from_file_location("sdap_train_step_benchmark", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with loaded_script(SCRIPT, "sdap_train_step_benchmark") as mod:
+        yield mod
 
 
 @pytest.fixture(autouse=True)
