@@ -9,6 +9,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """Commands run in-process set torch's thread count for the whole process (``--threads``); put it
+    back after each test, so that no test inherits another's (bitwise comparisons depend on it)."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def device(request) -> torch.device:
     return torch.device(request.param)
