@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdap_cli.core import images  # noqa: E402
 from sdap_cli.core.noise import measure_noise  # noqa: E402
+from light_path import add_noise  # noqa: E402          benchmarks/ is the script's folder, on sys.path
 
 SETS = {  # name: (glob of the noisy files under --data, (old, new): the clean file's path from the noisy's)
     "sidd-blocks": ("sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy/*.png", ("SIDD_noisy", "SIDD_clean")),
@@ -68,12 +69,9 @@ def main() -> None:
             print(row(f"{name}/{Path(n).name}", est, truth, dt))
             if args.synthetic:
                 for s in (2, 5, 10):
-                    yn = np.clip(np.round(x * 255 + rng.normal(0, s, x.shape)), 0, 255) / 255
+                    yn = add_noise(x, "white", s, rng)
                     print(row(f"  clean + white {s}", measure_noise(yn), (yn - x) * 255, 0))
-                nb = rng.normal(0, 1, x.shape)
-                nb = sum(np.roll(np.roll(nb, i, 0), j, 1) for i in (-1, 0, 1) for j in (-1, 0, 1))
-                nb *= 8 / nb.std()
-                yb = np.clip(np.round(x * 255 + nb), 0, 255) / 255
+                yb = add_noise(x, "box3", 8, rng)
                 print(row("  clean + blurred 8", measure_noise(yb), (yb - x) * 255, 0))
                 print(row("  clean", measure_noise(x), None, 0))
         print(f"{name}: sigma error mean {np.mean(errs) * 100:+.1f} %, range {min(errs) * 100:+.1f} .. "

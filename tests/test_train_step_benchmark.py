@@ -33,11 +33,9 @@ def ts():
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny ops are much slower with several OpenMP threads on a busy machine; use one, then restore."""
-    n = torch.get_num_threads()
+    """Tiny ops are much slower with several OpenMP threads on a busy machine; use one (conftest's
+    keep_threads restores the count)."""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_port_sub_images_partition_each_cell(ts):
