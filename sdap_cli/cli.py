@@ -9,15 +9,33 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
+from .config import BenchmarkConfig
 from .errors import SdapError
 from .options import (WeightsOpt, RefineOpt, TileOpt, OverlapOpt, DeviceOpt, PrecisionOpt, ThreadsOpt,
                       CompileOpt, AdaptItersOpt, AdaptLrOpt, StrengthOpt, PdOpt, ModelOpt, DataOpt, AutoOpt,
                       ConfigOpt, ResumeOpt, ValOpt, ValEveryOpt, CheckpointEveryOpt, SeedOpt, VersionOpt,
-                      comma_list as split, on_off, ExportModelOpt, OpsetOpt, CheckOpt, EmaOpt)
+                      comma_list as split, on_off, ExportModelOpt, OpsetOpt, CheckOpt, EmaOpt, shown)
 from .options import (QuietOpt, OutputOpt, R3SeedOpt, R3TOpt, R3POpt, RecursiveOpt, SuffixOpt, FormatOpt,
                       QualityOpt, StripMetadataOpt, OverwriteOpt, SkipExistingOpt, ShardOpt, AdaptOpt,
                       SaveAdaptedOpt, JsonOutOpt, DatasetOpt, DataDirOpt, NoisyOpt, CleanOpt, DenoisedOpt,
                       ConventionOpt, LimitOpt, SaveOpt, CsvOpt, JsonFileOpt, FigureOpt, SubmitOpt)
+
+def _flags_without_metavar() -> None:
+    """Typer (0.2x) prints a ``<bool>`` type column for on/off flags, which take no value: show none."""
+    from typer.core import TyperOption
+
+    shown_type = getattr(TyperOption, "display_type_rich", None)
+    if shown_type is None or getattr(shown_type, "_sdap", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown_type(self, ctx)
+
+    display_type_rich._sdap = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_metavar()
 
 app = typer.Typer(
     name="sdap",
@@ -46,11 +64,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _run(fn, progress, interrupted: str = "interrupted"):
-    """Call ``fn()``; SdapError -> one line, exit 1; Ctrl-C -> one line, exit 130; always close the progress."""
+    """Call ``fn()``; SdapError -> one line, exit ``e.exit_code`` (1; 2 for usage errors); Ctrl-C -> one
+    line, exit 130; always close the progress."""
     try:
         return fn()
     except SdapError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), e.exit_code) from None
     except KeyboardInterrupt:
         raise _fail(interrupted, 130) from None
     finally:
@@ -262,46 +281,65 @@ def distill(
     report_training(result, json_out, distilled=True)
 
 
-@app.command(epilog="Examples:\n\n  sdap benchmark\n\n"
-                    "  sdap benchmark --sizes 256,512 --refine none,e --precision fp32,bf16 --json bench.json\n\n"
+@app.command(epilog="Examples:\n\n  sdap benchmark                     (a quick look: the default network, 3 sizes)\n\n"
+                    "  sdap benchmark --full --json bench.json\n\n"
                     "  sdap benchmark --model full --sizes 12mp --refine none --precision bf16\n\n"
                     "  sdap benchmark --model default,student --sizes 512,12mp --precision bf16")
 def benchmark(
-    sizes: Annotated[Optional[str], typer.Option(help="Comma list: sides in pixels, 12mp, 24mp "
-                     "(default 256,512,1024,12mp).")] = None,
-    refine: Annotated[Optional[str], typer.Option(help="Comma list of none, e, r3 (default none,e).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="Comma list of fp32, bf16, fp16, auto "
-                         "(default fp32,bf16).")] = None,
-    channels_last: Annotated[Optional[str], typer.Option(help="Comma list of on/off (default on).")] = None,
-    compile: Annotated[Optional[str], typer.Option(help="Comma list of on/off: torch.compile "
-                       "(default off).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Comma list of default (the shipped teacher), "
-                     "student (the shipped distilled student) and full (the paper's 128/9 DBSNl, random "
-                     "weights); default: default.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Time the full grid (teacher and student, 4 sizes, "
+                    "none/e, fp32/bf16: about half an hour on 2 CPU cores) for every list not given.",
+                    show_default=shown(BenchmarkConfig, "full"))] = False,
+    sizes: Annotated[Optional[str], typer.Option(help="Comma list: sides in pixels, 12mp, 24mp.",
+                     show_default=shown(BenchmarkConfig, "sizes"))] = None,
+    refine: Annotated[Optional[str], typer.Option(help="Comma list of none, e, r3 (teacher rows).",
+                      show_default=shown(BenchmarkConfig, "refine"))] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Comma list of fp32, bf16, fp16, auto.",
+                         show_default=shown(BenchmarkConfig, "precision"))] = None,
+    channels_last: Annotated[Optional[str], typer.Option(help="Comma list of on/off.",
+                             show_default=shown(BenchmarkConfig, "channels_last"))] = None,
+    compile: Annotated[Optional[str], typer.Option(help="Comma list of on/off: torch.compile.",
+                       show_default=shown(BenchmarkConfig, "compile"))] = None,
+    model: Annotated[Optional[str], typer.Option(help="Comma list of auto (what sdap denoise runs by default "
+                     "here: the student on CPU, the teacher on CUDA), default (the shipped teacher), student "
+                     "(the shipped distilled student) and full (the paper's 128/9 DBSNl, random weights).",
+                     show_default=shown(BenchmarkConfig, "model"))] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", "-w", help="Time this weights file's "
                        "network.")] = None,
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
-    tile: Annotated[Optional[int], typer.Option(help="Tile side (default: automatic).")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs (default 2).")] = None,
-    runs: Annotated[Optional[int], typer.Option(help="Timed runs (default 3; 1 for >= 4 MP).")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="Tile side.", show_default=shown(BenchmarkConfig, "tile",
+                    "automatic"))] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up runs.",
+                      show_default=shown(BenchmarkConfig, "warmup"))] = None,
+    runs: Annotated[Optional[int], typer.Option(help="Timed runs (1 for >= 4 MP).",
+                    show_default=shown(BenchmarkConfig, "runs"))] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """Time denoising: ms per image, megapixels/s, achieved MAC/s against the analytic count, and peak
-    memory (process RSS on CPU, max allocated on CUDA), each setting in a fresh process."""
+    memory (process RSS on CPU, max allocated on CUDA), each setting in a fresh process. Without options a
+    quick look (about a minute on 2 CPU cores); --full for the whole grid."""
     from .commands import benchmark as cmd
-    from .config import BenchmarkConfig
     from .console import benchmark_table, info
 
-    values = dict(sizes=split(sizes), refine=split(refine), precision=split(precision),
+    values = dict(full=full or None, sizes=split(sizes), refine=split(refine), precision=split(precision),
                   channels_last=split(channels_last, on_off), compile=split(compile, on_off), model=split(model),
                   weights=weights, device=device, threads=threads, tile=tile, warmup=warmup, runs=runs)
     cfg = _config(BenchmarkConfig, values)
+    partial, planned = cmd.BenchmarkResult(), None
     try:
-        result = cmd.run(cfg, on_row=lambda r: info(f"{r.model} {r.size} {r.refine} {r.precision}: "
-                                                    f"{r.error or f'{r.ms:.0f} ms, {r.mpix_per_s:.3f} MP/s'}"))
+        planned = cmd.plan(cfg)
+        info(f"timing {len(planned.rows)} setting(s) on {planned.device}, roughly {planned.seconds:.0f} s: "
+             + ", ".join(f"{r.model} {r.size} {r.refine} {r.precision}" for r in planned.rows))
+        result = cmd.run(cfg, planned=planned, result=partial,
+                         on_row=lambda r: info(f"{r.model} {r.size} {r.refine} {r.precision}: "
+                                               f"{r.error or f'{r.ms:.0f} ms, {r.mpix_per_s:.3f} MP/s'}"))
     except SdapError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), e.exit_code) from None
+    except KeyboardInterrupt:
+        if partial.rows:
+            benchmark_table(partial)
+        total = f" of {len(planned.rows)}" if planned else ""
+        raise _fail(f"interrupted after {len(partial.rows)}{total} setting(s)", 130) from None
     benchmark_table(result)
     if json_path is not None:
         json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -381,7 +419,7 @@ def export(
 ) -> None:
     """Export a network with its whole inference (pad, PD-2 + E or one pass, crop, clamp) to one file:
     input 'noisy' (N, 3, H, W) float32 RGB 0-1, any H, W (>= 2 teacher, >= 8 student), output 'denoised'
-    of the same shape. The .pt is scripted TorchScript (any size too); .onnx needs sdap-cli[onnx]."""
+    of the same shape. The .pt is scripted TorchScript (any size too); .onnx needs the onnx package (pip install onnx onnxruntime)."""
     from .commands import export as cmd
     from .config import ExportConfig
     from .console import report_export
@@ -391,7 +429,7 @@ def export(
     try:
         result = cmd.run(cfg)
     except SdapError as e:
-        raise _fail(str(e)) from None
+        raise _fail(str(e), e.exit_code) from None
     report_export(result, json_out)
 
 

@@ -152,6 +152,8 @@ class _LoopConfig(_Strict):
     """Learning-rate schedule."""
     lr_min: float = Field(1e-6, ge=0)
     """Final learning rate of the cosine schedule."""
+    warmup: int = Field(0, ge=0)
+    """Linear learning-rate warm-up over the first N steps (0: none); for --init runs whose Adam state is lost."""
     iterations: int = Field(20000, ge=1)
     """Optimizer steps in total."""
     ema: float = Field(0.0, ge=0.0, lt=1.0)
@@ -316,19 +318,30 @@ class EvalConfig(_Strict):
         return self
 
 
-class BenchmarkConfig(_Strict):
-    """`sdap benchmark`: time denoising of synthetic images over a grid of settings."""
+BENCHMARK_FULL = {"sizes": ["256", "512", "1024", "12mp"], "refine": ["none", "e"], "precision": ["fp32", "bf16"],
+                  "model": ["default", "student"]}
+"""The grid of ``sdap benchmark --full`` (for the lists not given): 24 settings, about half an hour on 2 CPU cores."""
 
-    sizes: list[str] = Field(default_factory=lambda: ["256", "512", "1024", "12mp"])
+
+class BenchmarkConfig(_Strict):
+    """`sdap benchmark`: time denoising of synthetic images over a grid of settings. The defaults are a
+    quick look (the network `sdap denoise` runs by default here, 3 sizes, within a minute or two on 2 CPU
+    cores); ``full`` times :data:`BENCHMARK_FULL`."""
+
+    full: bool = False
+    """Time the full grid (``BENCHMARK_FULL``) for every list not given."""
+    sizes: list[str] = Field(default_factory=lambda: ["512", "1024", "12mp"])
     """Square sides in pixels, or '12mp' for a 4000x3000 frame (tiled)."""
-    refine: list[RefineMode] = Field(default_factory=lambda: ["none", "e"])
-    precision: list[Literal["auto", "fp32", "bf16", "fp16"]] = Field(default_factory=lambda: ["fp32", "bf16"])
+    refine: list[RefineMode] = Field(default_factory=lambda: ["e"])
+    precision: list[Literal["auto", "fp32", "bf16", "fp16"]] = Field(default_factory=lambda: ["auto"])
     channels_last: list[bool] = Field(default_factory=lambda: [True])
     compile: list[bool] = Field(default_factory=lambda: [False])
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads (None: PyTorch's default)."""
-    model: list[Literal["default", "student", "full"]] = Field(default_factory=lambda: ["default"])
-    """Networks to time: 'default' (shipped teacher), 'student' (shipped student), 'full' (random 128/9 DBSNl)."""
+    model: list[Literal["auto", "default", "student", "full"]] = Field(default_factory=lambda: ["auto"])
+    """Networks to time: 'auto' (what `sdap denoise` runs by default on this device: the student on CPU and
+    MPS, the teacher on CUDA), 'default' (shipped teacher), 'student' (shipped student), 'full' (random 128/9
+    DBSNl)."""
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -338,6 +351,13 @@ class BenchmarkConfig(_Strict):
     """Untimed runs first (oneDNN builds its kernels for each new shape on the first calls)."""
     runs: int = Field(3, ge=1)
     """Timed runs per setting (one for frames of 4 MP and more)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full_grid(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("full"):
+            data = {**{k: v for k, v in BENCHMARK_FULL.items() if data.get(k) is None}, **data}
+        return data
 
     @field_validator("sizes")
     @classmethod

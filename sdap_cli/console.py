@@ -48,6 +48,28 @@ def noise_note(noise: dict | None) -> str:
             f"rho2 {noise['rho2']:.2f}")
 
 
+def network_note(net: dict | None, amounts: bool = True) -> str:
+    """'teacher sdap_default.safetensors PD-1 + blend 0.50' for a denoiser's ``describe()`` (plus the
+    --auto blend); 'nothing ran' for None (the clean path). ``amounts``: show a partial blend's amount."""
+    if not net:
+        return "nothing ran"
+    s = f"{net['model']} {Path(net['weights']).name if net['weights'] else ''}".rstrip()
+    if net["model"] == "teacher":
+        s += f" PD-{net['pd']}" + {"e": " + E", "r3": " + R3"}.get(net["refine"], "")
+    if net.get("strength", 1.0) != 1.0:
+        s += f", strength {net['strength']:g}"
+    blend = net.get("blend") or 0.0
+    if blend:
+        s += " + blend" + (f" {blend:.2f}" if amounts and blend < 1 else "")
+    return s
+
+
+def _file_line(result) -> str:
+    note = noise_note(result.noise)
+    return f"{result.megapixels:.2f} MP, {result.seconds:.1f} s{note}" + (
+        f"; {network_note(result.network)}" if note else "")
+
+
 class QuietProgress:
     """Progress sink that shows nothing."""
 
@@ -71,8 +93,7 @@ class PlainProgress(QuietProgress):
 
     def file_done(self, index, result):
         if result.status == "ok":
-            info(f"[{index + 1}/{self.total}] {result.input} -> {result.output} "
-                 f"({result.megapixels:.2f} MP, {result.seconds:.1f} s{noise_note(result.noise)})")
+            info(f"[{index + 1}/{self.total}] {result.input} -> {result.output} ({_file_line(result)})")
         elif result.status == "skipped":
             info(f"[{index + 1}/{self.total}] {result.input}: skipped ({result.error})")
         else:
@@ -107,7 +128,8 @@ class RichProgress(QuietProgress):
     def file_done(self, index, result):
         self.bar.advance(self.files)
         if result.status == "ok" and result.noise:
-            self.bar.console.print(f"{result.input}{noise_note(result.noise)}", markup=False, highlight=False)
+            self.bar.console.print(f"{result.input}{noise_note(result.noise)}; {network_note(result.network)}",
+                                   markup=False, highlight=False)
         if result.status == "failed":
             self.bar.console.print(f"[red]error:[/] {result.error}", markup=True, highlight=False)
 
@@ -296,14 +318,32 @@ def report_denoise(result, quiet: bool, json_out: bool) -> None:
         _json_stdout(result.to_dict())
     failed = result.failed
     if not quiet:
-        auto = "auto: heavy path " if result.auto else ""
-        net = (f" ({auto}{result.model} {Path(result.weights).name}, {result.device}, {result.precision})"
-               if result.weights else "")
+        if result.own_outputs:
+            info(f"skipped {result.own_outputs} file(s) named as outputs of sdap (*_denoised); to denoise one "
+                 "anyway, name it on the command line with -o DIR")
+        if result.unsearched:
+            info(f"{result.unsearched} sub-folder(s) not searched; use -r (--recursive) to include them")
         info(f"{result.count('ok')} denoised, {result.count('skipped')} skipped, {len(failed)} failed "
-             f"in {result.seconds:.1f} s{net}")
+             f"in {result.seconds:.1f} s{run_note(result)}")
     if failed and (len(failed) > 1 or quiet or not sys.stderr.isatty()):
         for f in failed:
             error(f.error)
+
+
+def run_note(result) -> str:
+    """' (cpu, bf16; auto: light 2: teacher ... PD-1 + blend; heavy 1: student ...)' for a denoise or
+    evaluate result: where it ran, and per path how many images and which network (or the one network
+    without --auto); '' when nothing ran."""
+    if not result.device:
+        return ""
+    if not result.auto:
+        return f" ({result.device}, {result.precision}; {network_note(result.network)})"
+    parts = []
+    taken = result.taken
+    for path, n in result.paths.items():
+        nets = sorted({network_note(net, amounts=False) for p, net in taken if p == path})
+        parts.append(f"{path} {n}: " + ", ".join(nets))
+    return f" ({result.device}, {result.precision}; auto: " + ("; ".join(parts) or "no image") + ")"
 
 
 def report_training(result, json_out: bool, distilled: bool = False) -> None:
@@ -336,7 +376,7 @@ def report_evaluate(result, quiet: bool, note: str, save) -> None:
             print_eval_table(result, note=note)
         what = "scored" if result.scored else ("read" if result.mode == "outputs" else "denoised")
         info(f"{len(result.rows) - len(result.failed)} {what}, {len(result.failed)} failed in "
-             f"{result.seconds:.1f} s" + (f"; weights {result.weights}" if result.weights else ""))
+             f"{result.seconds:.1f} s{run_note(result)}")
         for path in ([result.submission] if result.submission else []) + result.written:
             info(f"wrote {path}")
         if save is not None:

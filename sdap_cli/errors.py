@@ -1,10 +1,12 @@
-"""Errors the CLI turns into one-line messages (exit code 1, no traceback)."""
+"""Errors the CLI turns into one-line messages, no traceback: exit code ``exit_code`` (1; 2 for usage errors)."""
 
 from __future__ import annotations
 
 
 class SdapError(Exception):
     """Base class: the message is shown to the user as it is, on one line."""
+
+    exit_code = 1
 
 
 class InputError(SdapError):
@@ -20,7 +22,9 @@ class CheckpointError(SdapError):
 
 
 class ConfigError(SdapError):
-    """A configuration file or option combination is invalid."""
+    """A configuration file or option combination is invalid: a usage error (exit code 2)."""
+
+    exit_code = 2
 
 
 def one_line(msg: object) -> str:

@@ -7,12 +7,12 @@ Every option shows its effective default in ``--help``: :func:`shown` reads it f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional, get_args, get_origin
 
 import typer
 from pydantic import BaseModel
 
-from .config import DenoiseConfig, EvalConfig, InferenceConfig, TrainConfig
+from .config import DenoiseConfig, EvalConfig, ExportConfig, InferenceConfig, TrainConfig
 
 
 def shown(model: type[BaseModel], name: str, none: str = "none") -> str:
@@ -31,8 +31,25 @@ def shown(model: type[BaseModel], name: str, none: str = "none") -> str:
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 
-def _opt(*names: str, help: str, default: str) -> typer.models.OptionInfo:
-    return typer.Option(*names, help=help, show_default=default)
+def choices(model: type[BaseModel], name: str) -> list[str]:
+    """The values a ``Literal`` field of ``model`` allows (for shell completion), [] for other fields.
+
+    Example:
+        >>> choices(InferenceConfig, "model"), choices(InferenceConfig, "tile")
+        (['auto', 'teacher', 'student'], [])
+    """
+    ann = model.model_fields[name].annotation
+    lits = [a for a in (ann, *get_args(ann)) if get_origin(a) is Literal]
+    return [str(v) for v in get_args(lits[0])] if lits else []
+
+
+def _opt(*names: str, help: str, default: str, complete: tuple[type[BaseModel], str] | None = None
+         ) -> typer.models.OptionInfo:
+    """An option showing ``default``; ``complete=(model, field)``: the shell completes the field's choices."""
+    values = choices(*complete) if complete else []
+    return typer.Option(*names, help=help, show_default=default,
+                        autocompletion=(lambda incomplete: [v for v in values if v.startswith(incomplete)])
+                        if values else None)
 
 
 _I = InferenceConfig
@@ -42,13 +59,14 @@ OFF = "off"  # the presentation flags (--quiet, --json) that are not config fiel
 WeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Weights: ours (.safetensors), "
                        "official SDAP or AP-BSN (.pth).", default=shown(DenoiseConfig, "weights", "the shipped model"))]
 RefineOpt = Annotated[Optional[str], _opt(help="Refinement after the PD-2 pass: e (SDAP's second "
-                      "pass), r3 (AP-BSN), none (fastest).", default=shown(_I, "refine"))]
+                      "pass), r3 (AP-BSN), none (fastest).", default=shown(_I, "refine"), complete=(_I, "refine"))]
 TileOpt = Annotated[Optional[int], _opt(help="Tile side in pixels, overlap included.",
                     default=shown(_I, "tile", "from free memory"))]
 OverlapOpt = Annotated[Optional[int], _opt(help="Context per tile side (the default makes tiles match the "
                        "whole-image result).", default=shown(_I, "tile_overlap", "the receptive field"))]
-DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_I, "device"))]
-PrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16.", default=shown(_I, "precision"))]
+DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_I, "device"), complete=(_I, "device"))]
+PrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16.", default=shown(_I, "precision"),
+                       complete=(_I, "precision"))]
 ThreadsOpt = Annotated[Optional[int], _opt(help="CPU threads.", default=shown(_I, "threads", "PyTorch's"))]
 CompileOpt = Annotated[bool, _opt("--compile", help="torch.compile the network (faster on large "
                        "images and same-size batches; the first image of each size pays the compile).",
@@ -63,7 +81,7 @@ PdOpt = Annotated[Optional[int], _opt("--pd", help="PD factor of the teacher's f
                   "pixel-independent noise (clean DSLR shots).", default=shown(_I, "pd"))]
 ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (the fast distilled student on CPU, "
                      "the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.",
-                     default=shown(_I, "model"))]
+                     default=shown(_I, "model"), complete=(_I, "model"))]
 AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise and "
                     "choose its path: phone-like noise -> the default network; light or white noise "
                     "-> the teacher at PD-1 blended to keep detail; a clean image -> itself. --no-auto, or any "
@@ -82,7 +100,8 @@ RecursiveOpt = Annotated[bool, _opt("--recursive", "-r", help="Search folders re
 SuffixOpt = Annotated[Optional[str], _opt(help="Appended to output file names.", default=shown(
                       DenoiseConfig, "suffix", "'' with --output DIR, '_denoised' beside the inputs"))]
 FormatOpt = Annotated[Optional[str], _opt("--format", "-f", help="same, png, tiff, jpeg, bmp, webp or heic "
-                      "(same: the input's; camera RAW -> 16-bit TIFF).", default=shown(DenoiseConfig, "format"))]
+                      "(same: the input's; camera RAW -> 16-bit TIFF).", default=shown(DenoiseConfig, "format"),
+                      complete=(DenoiseConfig, "format"))]
 QualityOpt = Annotated[Optional[int], _opt("--quality", help="JPEG/WebP/HEIC quality 1-100 (JPEG with 4:4:4 "
                        "chroma).", default=shown(DenoiseConfig, "quality"))]
 StripMetadataOpt = Annotated[bool, _opt("--strip-metadata", help="Write no EXIF, ICC profile or XMP (by "
@@ -105,7 +124,7 @@ JsonOutOpt = Annotated[bool, _opt("--json", help="Print a JSON summary to stdout
 _E = EvalConfig
 DatasetOpt = Annotated[Optional[str], _opt(help="folders (--noisy/--clean or --data-dir with noisy/clean "
                        "sub-folders), sidd-val, sidd-bench (Kaggle CSV with --submit) or dnd (.mat bundle "
-                       "with --submit).", default=shown(_E, "dataset"))]
+                       "with --submit).", default=shown(_E, "dataset"), complete=(_E, "dataset"))]
 DataDirOpt = Annotated[Optional[Path], _opt(help="Folder of the dataset files: Validation*BlocksSrgb.mat, "
                        "BenchmarkNoisyBlocksSrgb.mat, DND info.mat + images_srgb/, or noisy/clean sub-folders.",
                        default=shown(_E, "data_dir", "none"))]
@@ -115,7 +134,8 @@ CleanOpt = Annotated[Optional[Path], _opt(help="Folder of clean references, pair
 DenoisedOpt = Annotated[Optional[Path], _opt(help="Folder of existing outputs to score (no network is run).",
                         default=shown(_E, "denoised", "none: run the network"))]
 ConventionOpt = Annotated[Optional[str], _opt(help="sdap (uint8 RGB, Gaussian SSIM), apbsn (float 0-255, "
-                          "7x7 uniform SSIM) or y (BT.601 luma).", default=shown(_E, "metric_convention"))]
+                          "7x7 uniform SSIM) or y (BT.601 luma).", default=shown(_E, "metric_convention"),
+                          complete=(_E, "metric_convention"))]
 LimitOpt = Annotated[Optional[int], _opt(help="Only the first N images (blocks).", default=shown(_E, "limit", "all"))]
 SaveOpt = Annotated[Optional[Path], _opt(help="Folder for the denoised outputs (PNG).",
                     default=shown(_E, "save", "not saved"))]
@@ -144,9 +164,10 @@ EmaOpt = Annotated[Optional[float], _opt(help="Weight average decay d, e.g. 0.99
                    "of the last ~1/(1-d) steps' weights; 0 off.", default=shown(_L, "ema"))]
 
 # Options of export.
-ExportModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="student (default: one pass, ~20x "
-                           "cheaper) or teacher (DBSNl, PD-2 and E inside the graph).")]
-OpsetOpt = Annotated[Optional[int], typer.Option(help="ONNX opset, 17 or newer (default 17).")]
+ExportModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="student (one pass, ~20x cheaper) or teacher "
+                           "(DBSNl, PD-2 and E inside the graph).", default=shown(ExportConfig, "model"),
+                           complete=(ExportConfig, "model"))]
+OpsetOpt = Annotated[Optional[int], _opt(help="ONNX opset, 17 or newer.", default=shown(ExportConfig, "opset"))]
 CheckOpt = Annotated[Optional[bool], typer.Option("--check/--no-check", help="Run the written file once and "
                      "report its max difference to torch (default on; ONNX needs onnxruntime).")]
 

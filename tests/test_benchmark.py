@@ -28,3 +28,44 @@ def test_benchmark_reports_rows_and_json(tmp_path):
 def test_benchmark_rejects_bad_sizes():
     r = CliRunner().invoke(app, ["benchmark", "--sizes", "huge"])
     assert r.exit_code == 2 and "size" in r.output
+
+
+def test_plain_benchmark_is_a_quick_look_and_full_is_the_grid():
+    from sdap_cli.commands import benchmark as cmd
+    from sdap_cli.config import BenchmarkConfig, resolve
+
+    quick = cmd.plan(resolve(BenchmarkConfig, {"device": "cpu"}))
+    assert [r.model for r in quick.rows] == ["student"] * 3 and quick.seconds < 120
+    assert {r.refine for r in quick.rows} == {"none"}          # a one-pass network has no refinement
+    full = cmd.plan(resolve(BenchmarkConfig, {"device": "cpu", "full": True}))
+    assert len(full.rows) == 24 and full.seconds > 10 * quick.seconds
+    assert {(r.model, r.refine) for r in full.rows} >= {("default", "e"), ("default", "none"), ("student", "none")}
+    only = cmd.plan(resolve(BenchmarkConfig, {"device": "cpu", "full": True, "sizes": ["256"]}))
+    assert {r.size for r in only.rows} == {"256"} and len(only.rows) == 6
+
+
+def test_benchmark_prints_its_plan_and_on_ctrl_c_the_finished_rows(tmp_path, monkeypatch):
+    from sdap_cli.commands import benchmark as cmd
+
+    w = tiny_weights(tmp_path / "w.safetensors")
+    real = cmd._child
+    calls = []
+
+    def child(args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(args)
+
+    class Pool:                             # in-process, so the patched child runs
+        def __init__(self, n): ...
+        def __enter__(self): return self
+        def __exit__(self, *a): return False
+        def apply(self, fn, args): return child(*args)
+
+    monkeypatch.setattr(cmd.mp, "get_context", lambda kind: type("Ctx", (), {"Pool": Pool})())
+    r = CliRunner().invoke(app, ["benchmark", "--sizes", "16,24", "--refine", "none", "--precision", "fp32",
+                                 "--runs", "1", "--warmup", "0", "-w", str(w), "--device", "cpu"])
+    assert r.exit_code == 130
+    assert "timing 2 setting(s)" in r.output and "interrupted after 1 of 2" in r.output
+    assert "16x16" in r.output and "24x24" not in r.output     # the finished row's table

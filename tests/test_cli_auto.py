@@ -52,7 +52,7 @@ def test_denoise_reports_the_decision_and_no_auto_is_the_fixed_path(tmp_path, li
     r = invoke("denoise", src, "-o", tmp_path / "fixed", "--json", "--no-auto", "--precision", "fp32")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["auto"] is False and d["files"][0]["noise"] is None and d["model"] == "student"
+    assert d["auto"] is False and d["files"][0]["noise"] is None and d["network"]["model"] == "student"
     a, b = (cv2.imread(str(tmp_path / f / "light.png"))[..., ::-1] / 255.0 for f in ("auto", "fixed"))
     err = lambda z: np.mean((z - x) ** 2)                      # noqa: E731
     assert err(a) < err(b)                                     # the adaptive output is the better one

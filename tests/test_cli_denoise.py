@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -181,7 +182,7 @@ def test_strength_zero_writes_the_input_back(tmp_path, weights):
     assert np.array_equal(read(tmp_path / "out" / "a.png"), read(src))
     r = invoke("denoise", src, "-o", tmp_path / "half", "-w", weights, "--strength", "0.5", "--json")
     assert r.exit_code == 0 and not np.array_equal(read(tmp_path / "half" / "a.png"), read(src))
-    assert json.loads(r.stdout)["strength"] == 0.5
+    assert json.loads(r.stdout)["network"]["strength"] == 0.5
 
 
 def test_pd_factor_reaches_the_network(tmp_path, weights):
@@ -197,9 +198,9 @@ def test_pd_factor_reaches_the_network(tmp_path, weights):
     r = invoke("denoise", src, "-o", tmp_path / "pd1", "--precision", "fp32", "--pd", "1", "--json")
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    assert summary["pd"] == 1 and summary["model"] == "teacher"
+    assert summary["network"]["pd"] == 1 and summary["network"]["model"] == "teacher"
     r = invoke("denoise", src, "-o", tmp_path / "pd2", "--precision", "fp32", "--model", "teacher", "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout)["pd"] == 2
+    assert r.exit_code == 0 and json.loads(r.stdout)["network"]["pd"] == 2
     got = read(tmp_path / "pd1" / "a.png")[..., ::-1].astype(int)
     assert np.abs(got - read(tmp_path / "pd2" / "a.png")[..., ::-1]).max() > 2
     loaded = load_weights(None)
@@ -266,3 +267,91 @@ def test_adapt_fine_tunes_a_copy_and_can_save_it(tmp_path, weights):
     lw = load_weights(tmp_path / "adapted.safetensors")
     assert lw.metadata["training"]["adapted"]["iterations"] == 3
     assert invoke("denoise", src, "-w", weights, "--save-adapted", tmp_path / "x.safetensors").exit_code == 2
+
+
+# ------------------------------------------------------------------ a new user's list (issue 23)
+
+def test_16bit_and_float_outputs_keep_their_precision_under_bf16(tmp_path):
+    """The shipped networks at bf16 (the default where the CPU has it): a 16-bit PNG and a float32 TIFF
+    come back with as many distinct values as a 16-bit/float workflow expects, not bf16's 8 bits."""
+    import tifffile
+
+    y16 = noisy_rgb(256, 256, np.uint16, seed=3)
+    write_png(tmp_path / "in" / "a16.png", y16)
+    tifffile.imwrite(tmp_path / "in" / "f32.tif", y16.astype(np.float32) / 65535, photometric="rgb")
+    for model in ("student", "teacher"):
+        r = invoke("denoise", tmp_path / "in", "-o", tmp_path / model, "--model", model, "--precision", "bf16")
+        assert r.exit_code == 0, r.output
+        assert len(np.unique(read(tmp_path / model / "a16.png"))) >= 10_000, model
+        assert len(np.unique(tifffile.imread(tmp_path / model / "f32.tif"))) >= 100_000, model
+
+
+def test_outputs_named_by_sdap_are_not_denoised_again(tmp_path, weights):
+    src = write_png(tmp_path / "beside" / "34.png", noisy_rgb(16, 16))
+    assert invoke("denoise", src, "-w", weights).exit_code == 0
+    r = invoke("denoise", tmp_path / "beside", "-w", weights, "--json")
+    assert r.exit_code == 1, r.output          # 34.png's output exists; 34_denoised.png is not an input
+    assert not (tmp_path / "beside" / "34_denoised_denoised.png").exists()
+    d = json.loads(r.stdout)
+    assert d["own_outputs"] == 1 and "named as outputs of sdap" in r.output
+    # named on the command line with an output folder, it is denoised like any file
+    r = invoke("denoise", tmp_path / "beside" / "34_denoised.png", "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 0 and (tmp_path / "out" / "34_denoised.png").exists()
+
+
+def test_summary_and_json_name_the_network_that_ran(tmp_path):
+    """--auto on a light-noise and a heavy-noise image: per file the network and options that ran, and
+    counts per path; no top-level network claim."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:96]
+    base = (0.5 + 0.3 * np.sin(xx / 30.0) * np.cos(yy / 32.0))[..., None].repeat(3, 2)   # smooth: reads clean
+    write_png(tmp_path / "in" / "white.png", np.clip((base + rng.normal(0, 4 / 255, base.shape)) * 255, 0, 255)
+              .astype(np.uint8))
+    write_png(tmp_path / "in" / "clean.png", np.round(base * 255).astype(np.uint8))
+    r = invoke("denoise", tmp_path / "in", "-o", tmp_path / "out", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["network"] is None and "model" not in d and "pd" not in d
+    files = {Path(f["input"]).name: f for f in d["files"]}
+    light = files["white.png"]
+    assert light["noise"]["path"] == "light"
+    assert Path(light["network"].pop("weights")).name == "sdap_default.safetensors"
+    assert light["network"] == {"model": "teacher", "pd": 1, "refine": "none", "strength": 1.0, "blend": 1.0}
+    assert files["clean.png"]["noise"]["path"] == "clean" and files["clean.png"]["network"] is None
+    assert d["paths"] == {"clean": 1, "light": 1}
+    summary = r.output.strip().splitlines()[-1]
+    assert "light 1: teacher sdap_default.safetensors PD-1 + blend" in r.output and "heavy" not in summary
+    r = invoke("denoise", tmp_path / "in" / "white.png", "-o", tmp_path / "fixed", "--no-auto", "--json")
+    d = json.loads(r.stdout)
+    assert d["network"]["model"] == "student" and d["network"]["pd"] == 1 and d["paths"] == {}
+
+
+def test_a_jpeg_piped_in_comes_back_as_jpeg(tmp_path, weights):
+    src = tmp_path / "camera.jpg"
+    assert cv2.imwrite(str(src), noisy_rgb(32, 40))
+    p = subprocess.run([sys.executable, "-m", "sdap_cli", "denoise", "-", "-o", "-", "-w", str(weights)],
+                       input=src.read_bytes(), capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout[:3] == b"\xff\xd8\xff"                   # JPEG, not PNG
+    p = subprocess.run([sys.executable, "-m", "sdap_cli", "denoise", "-", "-o", "-", "-w", str(weights), "-f", "png"],
+                       input=src.read_bytes(), capture_output=True, timeout=120)
+    assert p.returncode == 0 and p.stdout[:4] == b"\x89PNG"   # -f still chooses
+
+
+def test_stdout_with_two_inputs_is_a_usage_error(tmp_path, weights):
+    a, b = write_png(tmp_path / "a.png", noisy_rgb(8, 8)), write_png(tmp_path / "b.png", noisy_rgb(8, 8, seed=1))
+    r = invoke("denoise", a, b, "-o", "-", "-w", weights)
+    assert r.exit_code == 2 and "exactly one input" in r.output
+    r = invoke("denoise", a, "--model", "student", "-w", weights)      # a teacher file named as a student
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_subfolders_not_searched_are_named(tmp_path, weights):
+    write_png(tmp_path / "tree" / "a.png", noisy_rgb(8, 8))
+    write_png(tmp_path / "tree" / "sub" / "b.png", noisy_rgb(8, 8))
+    (tmp_path / "tree" / "sub2").mkdir()
+    r = invoke("denoise", tmp_path / "tree", "-o", tmp_path / "out", "-w", weights)
+    assert r.exit_code == 0
+    assert "2 sub-folder(s) not searched" in r.output and "-r" in r.output
+    r = invoke("denoise", tmp_path / "tree", "-o", tmp_path / "out2", "-w", weights, "-r")
+    assert r.exit_code == 0 and "not searched" not in r.output and (tmp_path / "out2" / "sub" / "b.png").exists()

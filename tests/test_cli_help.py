@@ -39,3 +39,21 @@ def test_defaults_come_from_the_config_models():
     assert by_name["pd"] == str(InferenceConfig.model_fields["pd"].default)
     assert by_name["auto"] == "on" and by_name["strip_metadata"] == "off"
     assert shown(InferenceConfig, "tile", "from free memory") == "from free memory"
+
+
+def test_help_keeps_bracketed_text_and_flags_have_no_type():
+    for args in (["--help"], ["export", "--help"]):
+        r = runner.invoke(app, args, env={"COLUMNS": "160"})
+        assert r.exit_code == 0 and "needs sdap-cli." not in r.output
+    r = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "160"})
+    assert "pip install onnx onnxruntime" in _flat(r.output)
+    r = runner.invoke(app, ["denoise", "--help"], env={"COLUMNS": "160"})
+    assert "<bool>" not in r.output and "<str>" in r.output
+
+
+def test_benchmark_help_shows_the_config_defaults():
+    from sdap_cli.config import BenchmarkConfig
+
+    cmd = typer.main.get_command(app).commands["benchmark"]
+    by_name = {p.name: p.show_default for p in cmd.params}
+    assert by_name["sizes"] == ",".join(BenchmarkConfig().sizes) and by_name["full"] == "off"

@@ -104,7 +104,7 @@ def test_distill_refuses_a_student_as_teacher(setup):
     student = tiny_student(tmp / "s.safetensors")
     r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--teacher", str(student),
                                  "--out", str(tmp / "run")] + TINY)
-    assert r.exit_code == 1 and "teacher must be a blind-spot DBSNl" in r.output
+    assert r.exit_code == 2 and "teacher must be a blind-spot DBSNl" in r.output
     r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--patch", "30"])
     assert r.exit_code == 2 and "multiple of 8" in r.output
 
@@ -133,13 +133,15 @@ def _denoise(tmp, *extra):
 
 def test_auto_uses_the_shipped_student_on_cpu_and_the_teacher_for_teacher_options(shipped):
     tmp, teacher, student = shipped
-    r, out = _denoise(tmp)
+    r, out = _denoise(tmp, "--no-auto")                       # --model auto, one fixed path
     assert r.exit_code == 0, r.output
-    assert out["model"] == "student" and out["weights"] == str(student) and out["refine"] == "none"
+    net = out["network"]
+    assert net["model"] == "student" and net["weights"] == str(student) and net["refine"] == "none"
     r, out = _denoise(tmp, "--refine", "r3")
-    assert out["model"] == "teacher" and out["weights"] == str(teacher) and out["refine"] == "r3"
+    net = out["network"]
+    assert net["model"] == "teacher" and net["weights"] == str(teacher) and net["refine"] == "r3"
     r, out = _denoise(tmp, "--model", "teacher")
-    assert out["model"] == "teacher" and out["refine"] == "e"
+    assert out["network"]["model"] == "teacher" and out["network"]["refine"] == "e"
 
 
 def test_student_and_teacher_outputs_differ_and_keep_the_shape(shipped):
@@ -156,11 +158,11 @@ def test_student_and_teacher_outputs_differ_and_keep_the_shape(shipped):
 def test_model_mismatch_and_teacher_options_on_a_student_are_one_line_errors(shipped):
     tmp, teacher, student = shipped
     r, _ = _denoise(tmp, "-w", str(student), "--model", "teacher")
-    assert r.exit_code == 1 and "holds a distilled student" in r.output
+    assert r.exit_code == 2 and "holds a distilled student" in r.output          # usage errors
     r, _ = _denoise(tmp, "-w", str(teacher), "--model", "student")
-    assert r.exit_code == 1 and "blind-spot teacher" in r.output
+    assert r.exit_code == 2 and "blind-spot teacher" in r.output
     r, _ = _denoise(tmp, "--model", "student", "--refine", "e")
-    assert r.exit_code == 1 and "--refine" in r.output and "--model teacher" in r.output
+    assert r.exit_code == 2 and "--refine" in r.output and "--model teacher" in r.output
     assert "Traceback" not in r.output
 
 
@@ -170,9 +172,9 @@ def test_model_student_without_a_shipped_student(shipped, monkeypatch):
     tmp, _, _ = shipped
     monkeypatch.setattr(d, "shipped_student_path", lambda: None)
     r, _ = _denoise(tmp, "--model", "student")
-    assert r.exit_code == 1 and "ships no student" in r.output
-    r, out = _denoise(tmp)                                     # auto falls back to the teacher
-    assert r.exit_code == 0 and out["model"] == "teacher"
+    assert r.exit_code == 2 and "ships no student" in r.output
+    r, out = _denoise(tmp, "--no-auto")                        # --model auto falls back to the teacher
+    assert r.exit_code == 0 and out["network"]["model"] == "teacher"
 
 
 def test_benchmark_times_a_student_in_one_pass(tmp_path):
@@ -182,7 +184,7 @@ def test_benchmark_times_a_student_in_one_pass(tmp_path):
                                  "0", "-w", str(student), "--device", "cpu", "--json", str(out)])
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
-    assert [row["refine"] for row in data["rows"]] == ["student"]
+    assert [(row["refine"], row["model"]) for row in data["rows"]] == [("none", "weights")]
     assert data["env"]["networks"]["weights"]["kind"] == "student"
     assert data["rows"][0]["gmac_per_s"] > 0
 
@@ -327,4 +329,4 @@ def test_ensemble_run_records_its_teachers_and_refuses_a_student(setup, tmp_path
     assert meta["teacher_outputs_computed"] == 2 * len(list((tmp / "data").iterdir()))
     student = tiny_student(tmp_path / "s.safetensors")
     r = CliRunner().invoke(app, base + ["--ensemble", str(student), "--out", str(tmp_path / "r2")])
-    assert r.exit_code == 1 and "teacher must be a blind-spot DBSNl" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "teacher must be a blind-spot DBSNl" in r.output and "Traceback" not in r.output

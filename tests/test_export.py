@@ -110,7 +110,7 @@ def test_cli_refuses_existing_file_wrong_suffix_and_wrong_kind(tmp_path):
     r = invoke(tmp_path / "x.png", "-w", s)
     assert r.exit_code == 2 and ".onnx" in r.output and len(r.output.strip().splitlines()) == 1
     r = invoke(tmp_path / "y.pt", "-w", s, "--model", "teacher")
-    assert r.exit_code == 1 and "student" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and "student" in r.output and len(r.output.strip().splitlines()) == 1
     r = invoke(tmp_path / "x.pt", "-w", s, "--overwrite", "--no-check")
     assert r.exit_code == 0, r.output
 
@@ -121,4 +121,14 @@ def test_cli_without_onnx_names_the_extra(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnx" else real(n, *a))
     r = invoke(tmp_path / "m.onnx", "-w", tiny_student(tmp_path / "s.safetensors"))
-    assert r.exit_code == 1 and "pip install 'sdap-cli[onnx]'" in r.output
+    assert r.exit_code == 1 and "pip install onnx onnxruntime" in r.output
+    assert str(tmp_path / "m.onnx") in " ".join(r.output.split())       # the whole path, not its name
+
+
+def test_torchscript_output_needs_no_grad(tmp_path):
+    import torch
+
+    s = tiny_student(tmp_path / "s.safetensors")
+    assert invoke(tmp_path / "s.pt", "-w", s, "--no-check").exit_code == 0
+    out = torch.jit.load(str(tmp_path / "s.pt"))(torch.rand(1, 3, 16, 16))
+    assert not out.requires_grad

@@ -16,6 +16,7 @@ import platform
 import resource
 import time
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from ..core.checkpoints import load_weights, shipped_student_path
 from ..core.dbsnl import DBSNl
 from ..core.device import choose_device, pick_device, pick_precision
 from ..core.inference import make_denoiser
+from ..core.refine import REFINEMENTS
 from ..errors import ConfigError
 
 SIZES = {"12mp": (3000, 4000), "24mp": (4000, 6000)}
@@ -154,22 +156,62 @@ def _child(args):
         return row
 
 
-def run(cfg: BenchmarkConfig, on_row=None) -> BenchmarkResult:
-    """Time every combination of the config's lists; ``on_row(row)`` after each."""
+def _names(cfg: BenchmarkConfig, device: torch.device) -> list[str]:
+    """The networks to time; 'auto' becomes what `sdap denoise` runs by default on ``device``."""
+    if cfg.weights is not None:
+        return ["weights"]
+    auto = "default" if device.type == "cuda" or shipped_student_path() is None else "student"
+    return list(dict.fromkeys(auto if n == "auto" else n for n in cfg.model))
+
+
+# rough rates (GMAC/s) for the time estimate printed before a run: 2 CPU cores (bf16 / fp32), any GPU
+_ROUGH_GMACS = {("cpu", "bf16"): 100.0, ("cpu", "fp32"): 60.0, ("cpu", "fp16"): 20.0}
+
+
+@dataclass
+class Plan:
+    """The settings a run will time, the networks, and a rough estimate of its wall time."""
+
+    rows: list[Row]
+    networks: dict[str, torch.nn.Module]
+    device: torch.device
+    seconds: float = 0.0
+
+
+def plan(cfg: BenchmarkConfig) -> Plan:
+    """Every combination of the config's lists (a network without a choice of refinement gets one row
+    per size and precision, refine 'none'), and a rough time estimate: per setting 3 s of process start
+    plus (warm-up + timed runs) x pixels x MACs x passes at a rough rate (``_ROUGH_GMACS``; 5 TMAC/s
+    on a GPU)."""
     device = choose_device(cfg.device)
-    names = ["weights"] if cfg.weights is not None else list(dict.fromkeys(cfg.model))
+    names = _names(cfg, device)
     networks = {n: _model(cfg, n) for n in names}
-    result = BenchmarkResult(env=environment(device, cfg.threads, networks))
-    ctx = mp.get_context("spawn")
-    settings = []
-    for name in names:          # a network without a choice of refinement: its rows carry its kind ('student')
+    p = Plan([], networks, device)
+    for name in names:
         net = networks[name]
-        refines = cfg.refine if len(net.refines) > 1 else [net.kind]
-        settings += [(name,) + s for s in itertools.product(cfg.sizes, refines, cfg.precision,
-                                                             cfg.channels_last, cfg.compile)]
-    for name, size, refine, prec, cl, comp in settings:
-        h, w = _hw(size)
-        row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp)
+        refines = cfg.refine if len(net.refines) > 1 else ["none"]
+        for size, refine, prec, cl, comp in itertools.product(cfg.sizes, refines, cfg.precision,
+                                                              cfg.channels_last, cfg.compile):
+            h, w = _hw(size)
+            row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp)
+            p.rows.append(row)
+            passes = 1 if len(net.refines) == 1 else REFINEMENTS[refine].passes(
+                SimpleNamespace(refine=refine, r3_t=8))
+            calls = 1 if h * w >= 4_000_000 else cfg.warmup + cfg.runs     # a big frame warms up on one tile
+            rate = 5000.0 if device.type != "cpu" else _ROUGH_GMACS.get(("cpu", row.precision), 60.0)
+            p.seconds += 3 + calls * h * w * network_macs(net) * passes / (rate * 1e9)
+    return p
+
+
+def run(cfg: BenchmarkConfig, on_row=None, planned: Plan | None = None,
+        result: BenchmarkResult | None = None) -> BenchmarkResult:
+    """Time every setting of :func:`plan` (``planned``: already made); ``on_row(row)`` after each. The
+    rows go into ``result`` (a new one by default) as they finish, so after Ctrl-C it holds those."""
+    p = planned or plan(cfg)
+    result = result if result is not None else BenchmarkResult()
+    result.env = environment(p.device, cfg.threads, p.networks)
+    ctx = mp.get_context("spawn")
+    for row in p.rows:
         with ctx.Pool(1) as pool:
             row = pool.apply(_child, ((cfg, row),))
         result.rows.append(row)

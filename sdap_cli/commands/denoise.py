@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import DenoiseConfig, InferenceConfig
 from ..core import images
-from ..core.denoisers import auto_active, build_denoiser, denoise_image
+from ..core.denoisers import auto_active, build_denoiser, count_paths, denoise_image
 from ..core.device import is_oom
 from ..core.inference import Denoiser
 from ..core.memory import denoise_need
@@ -46,23 +46,32 @@ class FileResult:
     seconds: float = 0.0
     megapixels: float = 0.0
     noise: dict | None = None       # --auto: {'path', 'sigma', 'rho1', 'rho2'} (core/adaptive.py)
+    network: dict | None = None     # what ran: {'model', 'weights', 'pd', 'refine', 'strength'[, 'blend']}
 
 
 @dataclass
 class DenoiseResult:
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
-    weights: str = ""
     device: str = ""
     precision: str = ""
-    refine: str = ""
-    strength: float = 1.0
-    pd: int = 2
-    model: str = ""                 # 'teacher' (DBSNl) or 'student'; with --auto: the heavy path's
     auto: bool = False              # --auto in effect: the path was chosen per image (FileResult.noise)
+    network: dict | None = None     # without --auto: the one network and options every file ran with
+    own_outputs: int = 0            # inputs skipped because their names say sdap wrote them
+    unsearched: int = 0             # sub-folders of folder inputs not searched (no --recursive)
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
+
+    @property
+    def taken(self) -> list[tuple[str, dict | None]]:
+        """--auto: (path, what ran) of each file denoised."""
+        return [(f.noise["path"], f.network) for f in self.files if f.status == "ok" and f.noise]
+
+    @property
+    def paths(self) -> dict[str, int]:
+        """--auto: how many files took each path ('clean', 'light', 'heavy')."""
+        return count_paths(self.taken)
 
     @property
     def failed(self) -> list[FileResult]:
@@ -70,7 +79,8 @@ class DenoiseResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(ok=self.count("ok"), skipped=self.count("skipped"), failed_count=self.count("failed"))
+        d.update(ok=self.count("ok"), skipped=self.count("skipped"), failed_count=self.count("failed"),
+                 paths=self.paths)
         return d
 
 
@@ -81,44 +91,88 @@ class Progress(Protocol):
     def file_done(self, index: int, result: FileResult) -> None: ...
 
 
-def resolve_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[FileResult]]:
-    """Expand files, folders and globs into jobs; unmatched inputs become failed results."""
-    jobs: list[Job] = []
-    failures: list[FileResult] = []
+BESIDE_SUFFIX = "_denoised"
+"""The name suffix of outputs written beside their inputs (no ``--output``, no ``--suffix``)."""
+
+
+@dataclass
+class Inputs:
+    """What the inputs resolved to: the jobs, the inputs that failed, the files skipped because their
+    names say this tool wrote them, and the sub-folders a folder input had but was not searched (no -r)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    failures: list[FileResult] = field(default_factory=list)
+    own_outputs: list[FileResult] = field(default_factory=list)
+    unsearched: int = 0
+
+
+def run_suffix(cfg: DenoiseConfig) -> str:
+    """The suffix this run adds to output names: ``--suffix``, else '_denoised' beside the inputs, else ''."""
+    if cfg.suffix is not None:
+        return cfg.suffix
+    return BESIDE_SUFFIX if cfg.output is None else ""
+
+
+def is_own_output(path: str | Path, suffix: str) -> bool:
+    """Whether a file's name says an earlier run of this tool wrote it: its stem ends with the suffix
+    outputs beside their inputs get ('_denoised') or with this run's own suffix (if any).
+
+        >>> is_own_output("beside/34_denoised.png", ""), is_own_output("a/34.png", "_x"), is_own_output("34_x.tif", "_x")
+        (True, False, True)
+    """
+    stem = Path(path).stem
+    return stem.endswith(BESIDE_SUFFIX) or bool(suffix) and stem.endswith(suffix)
+
+
+def resolve_inputs(inputs: list[str], recursive: bool, suffix: str = "") -> Inputs:
+    """Expand files, folders and globs into jobs; unmatched inputs become failed results.
+
+    Files found in a folder or by a pattern whose names say this tool wrote them (:func:`is_own_output`)
+    are skipped, as are files named on the command line that would get ``suffix`` twice: a second run
+    beside its outputs does not denoise them again. ``suffix``: this run's (:func:`run_suffix`).
+    """
+    res = Inputs()
     seen: set[str] = set()
 
-    def add(src: str, rel: Path) -> None:
+    def add(src: str, rel: Path, found: bool) -> None:
         key = src if src == STDIO else os.path.realpath(src)
-        if key not in seen:
-            seen.add(key)
-            jobs.append(Job(src, rel))
+        if key in seen:
+            return
+        seen.add(key)
+        if src != STDIO and (is_own_output(src, suffix) if found else bool(suffix) and
+                             Path(src).stem.endswith(suffix)):
+            res.own_outputs.append(FileResult(src, None, "skipped", "named as an output of sdap"))
+        else:
+            res.jobs.append(Job(src, rel))
 
     for item in inputs:
         if item == STDIO:
-            add(STDIO, Path("stdin.png"))
+            add(STDIO, Path("stdin.png"), False)
             continue
         p = Path(item)
         if p.is_dir():
             walker = p.rglob("*") if recursive else p.glob("*")
             found = sorted(f for f in walker if f.is_file() and images.is_image_path(f)
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not recursive:
+                res.unsearched += sum(1 for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
             if not found:
                 hint = "" if recursive else " (use --recursive to search sub-folders)"
-                failures.append(FileResult(item, None, "failed", f"{item}: no images found in this folder{hint}"))
+                res.failures.append(FileResult(item, None, "failed", f"{item}: no images found in this folder{hint}"))
             for f in found:
-                add(str(f), f.relative_to(p))
+                add(str(f), f.relative_to(p), True)
         elif p.exists():
-            add(item, Path(p.name))
+            add(item, Path(p.name), False)
         elif glob.has_magic(item):
             matches = sorted(m for m in glob.glob(item, recursive=recursive)
                              if Path(m).is_file() and images.is_image_path(m))
             if not matches:
-                failures.append(FileResult(item, None, "failed", f"{item}: no images match this pattern"))
+                res.failures.append(FileResult(item, None, "failed", f"{item}: no images match this pattern"))
             for m in matches:
-                add(m, Path(Path(m).name))
+                add(m, Path(Path(m).name), True)
         else:
-            failures.append(FileResult(item, None, "failed", f"{item}: no such file or folder"))
-    return jobs, failures
+            res.failures.append(FileResult(item, None, "failed", f"{item}: no such file or folder"))
+    return res
 
 
 def _output_suffix(src: str, fmt: str) -> str:
@@ -169,10 +223,11 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     return [j for i, j in enumerate(ordered) if i % n == k - 1]
 
 
-def _output_format(job: Job, cfg: DenoiseConfig) -> str:
+def _output_format(job: Job, cfg: DenoiseConfig, source_format: str) -> str:
+    """``-f``, else the output file's suffix; on stdout (no suffix) the input's format (RAW: TIFF)."""
     fmt = None if cfg.format == "same" else cfg.format
     if job.output == STDIO:
-        return fmt or "png"
+        return fmt or ("tiff" if source_format == "raw" else source_format)
     return fmt or images.format_for_suffix(Path(job.output).suffix)
 
 
@@ -183,7 +238,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
     on_tile = progress.tile if progress is not None else None
     try:
         # samples in, samples out, converted tile by tile: about twice the decoded image in all
-        rgb, noise = denoise_image(den, img.colour, cfg.inference, on_tile, out=img.output_buffer())
+        rgb, noise, network = denoise_image(den, img.colour, cfg.inference, on_tile, out=img.output_buffer())
         mp = img.height * img.width / 1e6
         img.release()               # the input pixels are not needed to write the output: free them first
     except MemoryError:
@@ -193,7 +248,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
             raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "
                             f"or --precision bf16") from None
         raise
-    fmt = _output_format(job, cfg)
+    fmt = _output_format(job, cfg, img.format)
     if job.output != STDIO:
         parent = Path(job.output).parent
         try:
@@ -201,7 +256,7 @@ def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress
         except OSError as e:
             raise OutputError(f"{parent}: cannot create the output folder ({e.strerror or e})") from None
     images.write_image(job.output, rgb, img, fmt, cfg.quality, None if cfg.strip_metadata else img.metadata)
-    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp, noise)
+    return FileResult(job.source, job.output, "ok", None, time.perf_counter() - t0, mp, noise, network)
 
 
 def _run_job(den: Denoiser | None, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
@@ -232,14 +287,14 @@ def _adapt_images(runnable: list[Job]) -> list[np.ndarray]:
     return out
 
 
-def _plan(cfg: DenoiseConfig) -> tuple[list[Job], list[FileResult]]:
-    """Jobs (inputs with their planned outputs, this shard only) and the inputs that failed to resolve."""
-    jobs, failures = resolve_inputs(cfg.inputs, cfg.recursive)
-    jobs = shard(jobs, *cfg.shard_k_n)
-    if cfg.output == STDIO and len(jobs) + len(failures) > 1:
+def _plan(cfg: DenoiseConfig) -> Inputs:
+    """The resolved inputs, their jobs (with planned outputs) cut to this shard."""
+    res = resolve_inputs(cfg.inputs, cfg.recursive, run_suffix(cfg))
+    res.jobs = shard(res.jobs, *cfg.shard_k_n)
+    if cfg.output == STDIO and len(res.jobs) + len(res.failures) > 1:
         raise ConfigError("--output - (stdout) takes exactly one input")
-    plan_outputs(jobs, cfg)
-    return jobs, failures
+    plan_outputs(res.jobs, cfg)
+    return res
 
 
 def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
@@ -249,20 +304,19 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
         SdapError: for problems that stop everything (weights, device, output '-' with many inputs).
     """
     t0 = time.perf_counter()
-    jobs, failures = _plan(cfg)
-    result = DenoiseResult(files=list(failures))
+    planned = _plan(cfg)
+    jobs = planned.jobs
+    result = DenoiseResult(files=planned.failures + planned.own_outputs, own_outputs=len(planned.own_outputs),
+                           unsearched=planned.unsearched)
     runnable = [j for j in jobs if j.error is None and j.skip_reason is None]
     den = None
     if runnable:
         den, loaded = build_denoiser(cfg.weights, cfg.inference,
                                      adapt_images=_adapt_images(runnable) if cfg.inference.adapt else None,
                                      save_adapted=cfg.save_adapted, on_adapt=getattr(progress, "adapt", None))
-        result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
-        result.model = den.model.role
-    result.refine = cfg.inference.refine if result.model != "student" else "none"
-    result.strength = cfg.inference.strength
-    result.pd = cfg.inference.pd if result.model != "student" else 1
-    result.auto = auto_active(cfg.inference)
+        result.device, result.precision = str(den.device), den.precision
+        result.auto = auto_active(cfg.inference)
+        result.network = None if result.auto else den.describe()
     if progress is not None:
         progress.start(len(jobs))
     for i, job in enumerate(jobs):
@@ -276,5 +330,5 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     return result
 
 
-__all__ = ["run", "resolve_inputs", "plan_outputs", "shard", "denoise_image", "denoise_file", "Job",
+__all__ = ["run", "resolve_inputs", "run_suffix", "is_own_output", "Inputs", "BESIDE_SUFFIX", "plan_outputs", "shard", "denoise_image", "denoise_file", "Job",
            "FileResult", "DenoiseResult", "InputError", "OutputError"]

@@ -27,7 +27,7 @@ from ..config import EvalConfig, InferenceConfig
 from ..core import images
 from ..core.atomic import make_parent
 from ..core.datasets import pair_key
-from ..core.denoisers import auto_active, build_denoiser, denoise_image
+from ..core.denoisers import auto_active, build_denoiser, count_paths, denoise_image
 from ..core.device import is_oom
 from ..core.evalsets import Sample, dnd_samples, eval_samples
 from ..core.figures import crop, make_figure
@@ -40,6 +40,8 @@ from ..errors import ConfigError, OutputError, SdapError
 __all__ = ["run", "Row", "EvalResult", "Sample", "pair_key", "build_denoiser_for", "denoise_sample", "METRICS",
            "CONVENTION_NOTES"]
 
+NETWORK_KEYS = ("model", "weights", "pd", "refine", "strength", "blend")
+"""The CSV's columns of what ran on each image (``network_model``, ...; empty where nothing ran)."""
 METRICS = ("psnr_in", "ssim_in", "psnr", "ssim", "gain", "seconds")
 CONVENTION_NOTES = {
     "sdap": "sdap: uint8 RGB, PSNR over the whole array (range 255), SSIM Gaussian sigma 1.5, "
@@ -65,6 +67,7 @@ class Row:
     sigma: float | None = None
     rho1: float | None = None
     rho2: float | None = None
+    network: dict | None = None         # what ran on this image (Denoiser.describe(), + 'blend' under --auto)
 
     @property
     def gain(self) -> float | None:
@@ -84,13 +87,10 @@ class EvalResult:
     dataset: str = ""
     convention: str = ""
     mode: str = ""                      # 'denoise' | 'outputs' (scored existing --denoised files)
-    weights: str = ""
     device: str = ""
     precision: str = ""
-    refine: str = ""
-    strength: float = 1.0
-    pd: int = 2
     auto: bool = False
+    network: dict | None = None         # without --auto: the one network and options every image ran with
     seconds: float = 0.0
     unmatched: list[str] = field(default_factory=list)
     submission: str | None = None
@@ -99,6 +99,16 @@ class EvalResult:
     @property
     def failed(self) -> list[Row]:
         return [r for r in self.rows if r.error is not None]
+
+    @property
+    def taken(self) -> list[tuple[str, dict | None]]:
+        """--auto: (path, what ran) of each image denoised."""
+        return [(r.path, r.network) for r in self.rows if r.error is None and r.path is not None]
+
+    @property
+    def paths(self) -> dict[str, int]:
+        """--auto: how many images took each path ('clean', 'light', 'heavy')."""
+        return count_paths(self.taken)
 
     @property
     def scored(self) -> list[Row]:
@@ -123,6 +133,7 @@ class EvalResult:
         d["summary"] = {m: {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                             for k, v in s.items()} for m, s in self.summary().items()}
         d["failed_count"] = len(self.failed)
+        d["paths"] = self.paths
         return d
 
 
@@ -146,18 +157,18 @@ class _Fatal(SdapError):
 
 
 def denoise_sample(den: Denoiser, noisy: np.ndarray, inf: InferenceConfig, on_tile
-                   ) -> tuple[np.ndarray, dict | None]:
-    """The per-image step (`sdap denoise`'s, with its ``--auto`` decision), then round to the source's
-    sample type (uint8 for 8-bit sources), as a saved output is."""
+                   ) -> tuple[np.ndarray, dict | None, dict | None]:
+    """The per-image step (`sdap denoise`'s, with its ``--auto`` decision and what ran), then round to
+    the source's sample type (uint8 for 8-bit sources), as a saved output is."""
     try:                            # 8-bit samples in, 8-bit out (rounded per tile, as to_uint8 rounds)
         buf = np.empty_like(noisy) if noisy.dtype == np.uint8 else None
-        out, noise = denoise_image(den, noisy, inf, on_tile, out=buf)
+        out, noise, network = denoise_image(den, noisy, inf, on_tile, out=buf)
     except Exception as e:                                  # noqa: BLE001
         if is_oom(e):
             raise _Fatal("out of memory even at the smallest tile; try --device cpu or --precision bf16") \
                 from None
         raise
-    return (to_uint8(out) if noisy.dtype == np.uint8 else out), noise
+    return (to_uint8(out) if noisy.dtype == np.uint8 else out), noise, network
 
 
 def _save(arr: np.ndarray, folder: Path, name: str) -> str:
@@ -171,13 +182,14 @@ def _save(arr: np.ndarray, folder: Path, name: str) -> str:
 def write_csv(result: EvalResult, path: Path) -> None:
     make_parent(path, "--csv")
     cols = ["name", "psnr_in", "ssim_in", "psnr", "ssim", "gain", "seconds", "output", "error", "path", "sigma",
-            "rho1", "rho2"]
+            "rho1", "rho2"] + [f"network_{k}" for k in NETWORK_KEYS]
     try:
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(cols)
             for r in result.rows:
                 d = r.to_dict()
+                d.update({f"network_{k}": (r.network or {}).get(k) for k in NETWORK_KEYS})
                 w.writerow(["" if d[c] is None else (f"{d[c]:.6f}" if isinstance(d[c], float) else d[c])
                             for c in cols])
     except OSError as e:
@@ -224,11 +236,9 @@ def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
     adapt_images = [as_float(s.noisy()) for s in samples if s.noisy is not None] if cfg.inference.adapt \
         else None
     den, loaded = build_denoiser_for(cfg.weights, cfg.inference, adapt_images)
-    result.weights, result.device, result.precision = str(loaded.path), str(den.device), den.precision
-    result.refine = den.refine_label
-    result.strength = cfg.inference.strength
-    result.pd = den.pd
+    result.device, result.precision = str(den.device), den.precision
     result.auto = auto_active(cfg.inference)
+    result.network = None if result.auto else den.describe()
     return den
 
 
@@ -242,7 +252,8 @@ def _evaluate_sample(s: Sample, den: Denoiser | None, cfg: EvalConfig, progress:
         if s.denoised is not None:
             out = s.denoised()
         else:
-            out, noise = denoise_sample(den, noisy, cfg.inference, progress.tile if progress is not None else None)
+            out, noise, row.network = denoise_sample(den, noisy, cfg.inference,
+                                                     progress.tile if progress is not None else None)
             for k, v in (noise or {}).items():
                 setattr(row, k, v)
         row.seconds = time.perf_counter() - ts

@@ -20,9 +20,9 @@ from ..core.atomic import make_parent
 from ..core.denoisers import choose_weights
 from ..core.export import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportPipeline, export_onnx, export_torchscript,
                            min_side)
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, SdapError
 
-ONNX_HINT = "pip install 'sdap-cli[onnx]'"
+ONNX_HINT = "pip install onnx onnxruntime"
 
 
 @dataclass
@@ -64,13 +64,13 @@ def run(cfg: ExportConfig) -> ExportResult:
     """Export as ``cfg`` says.
 
     Raises:
-        ConfigError: no ``onnx`` package for a .onnx output; a weights file of the other kind than ``model``.
+        SdapError: no ``onnx`` package for a .onnx output. ConfigError: a weights file of the other kind than ``model``.
         CheckpointError: missing or unreadable weights.
         OutputError: the output exists (without ``overwrite``) or cannot be written.
     """
     fmt = "onnx" if cfg.output.suffix.lower() == ".onnx" else "torchscript"
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
-        raise ConfigError(f"{cfg.output.name}: ONNX export needs the onnx package: {ONNX_HINT}")
+        raise SdapError(f"{cfg.output}: ONNX export needs the onnx package: {ONNX_HINT}")
     if cfg.output.exists() and not cfg.overwrite:
         raise OutputError(f"{cfg.output}: exists; pass --overwrite to replace it")
     loaded = choose_weights(cfg.weights, InferenceConfig(model=cfg.model), torch.device("cpu"))

@@ -122,12 +122,15 @@ def blend_step(est: NoiseEstimate, amount: float = 1.0) -> Callable[[np.ndarray,
 
 @dataclass
 class Decision:
-    """The path taken for one image and the measurement behind it."""
+    """The path taken for one image, the measurement behind it and what ran (``network``: the
+    denoiser's ``describe()`` plus ``blend``, the Wiener blend's amount in [0, 1]; None on the clean path)."""
 
     path: str
     noise: NoiseEstimate
+    network: dict | None = None
 
     def to_dict(self) -> dict:
+        """``{'path', 'sigma', 'rho1', 'rho2'}``: the path and the measured noise."""
         return {"path": self.path, **self.noise.to_dict()}
 
 
@@ -146,12 +149,9 @@ class AdaptiveDenoiser:
     def __init__(self, heavy, light):
         self.heavy, self.light = heavy, light
 
-    # what commands report about the network: the heavy path's (the default network)
+    # where the networks run (the same for both paths); what ran is reported per image (Decision.network)
     device = property(lambda self: self.heavy.device)
     precision = property(lambda self: self.heavy.precision)
-    model = property(lambda self: self.heavy.model)
-    pd = property(lambda self: self.heavy.pd)
-    refine_label = property(lambda self: self.heavy.refine_label)
 
     def decide(self, image: np.ndarray) -> Decision:
         est = measure_noise(image)
@@ -170,6 +170,7 @@ class AdaptiveDenoiser:
         else:
             den, amount = self.light, 1.0
         post = blend_step(decision.noise, amount) if amount else None
+        decision.network = {**den.describe(), "blend": round(float(amount), 4)}
         x = den.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile, out=out, post=post,
                         post_halo=WINDOW // 2 if post else 0)
         return x, decision

@@ -19,7 +19,8 @@ from ..errors import OutputError
 __all__ = ["atomic_write", "make_parent"]
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool = False,
+                 finish: Callable[[str], None] | None = None) -> Path:
     """Call ``write(fh)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     The temporary file is flushed and fsynced, gets the mode of the file it replaces (else the usual
@@ -31,6 +32,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: 
         path: destination file.
         write: writes the content to the open file object.
         text: open the temporary file in text mode (``newline=''``) instead of binary.
+        finish: called with the temporary file's path once it is written and closed (a tool that edits
+            files in place, such as exiv2), before the fsync and the rename.
 
     Raises:
         OSError: from writing or renaming (callers turn it into their one-line error).
@@ -44,7 +47,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: 
             tmp = fh.name
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if finish is None:
+                os.fsync(fh.fileno())
+        if finish is not None:
+            finish(tmp)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
             mode = stat.S_IMODE(os.stat(p).st_mode)  # keep the mode of the file replaced
         except OSError:

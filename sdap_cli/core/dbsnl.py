@@ -129,9 +129,20 @@ class DBSNl(nn.Module):
             nn.Conv2d(base_ch // 2, out_ch, kernel_size=1),
         )
 
+    precise_layers = ("tail.6",)
+    """Layers kept in float32 when the rest runs in bf16/fp16 (``inference.Denoiser``): the last 1x1 conv
+    (base_ch/2 -> 3, 0.01 % of the MACs), so the output is not rounded to bf16's 8 bits (steps of 1/256
+    in [0.5, 1), 128-256 codes of a 16-bit file)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(x)
-        return self.tail(torch.cat([self.branch1(x), self.branch2(x)], dim=1))
+        """Each part runs in its weights' dtype: the input is cast to the head's, the features to the last
+        layer's (the same dtype in training, where autocast chooses)."""
+        x = self.head(x.to(self.head[0].weight.dtype))
+        f = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
+        for layer in self.tail[:-1]:
+            f = layer(f)
+        last = self.tail[-1]
+        return last(f.to(last.weight.dtype))
 
     @property
     def arch(self) -> dict:

@@ -25,7 +25,7 @@ from .device import choose_device, pick_precision
 from .inference import Denoiser, make_denoiser
 
 __all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "choose_weights", "build_denoiser",
-           "denoise_image"]
+           "denoise_image", "count_paths"]
 
 TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
 # options that choose the path themselves: given on the command line, they switch --auto off
@@ -88,7 +88,8 @@ def _light_path(weights: Path | None, loaded: LoadedWeights, heavy: Denoiser) ->
             return heavy
         loaded = load_weights(None)
     return make_denoiser(loaded.model, input_scale=loaded.input_scale, refine="none", pd=1,
-                         device=heavy.device, precision=heavy.precision, compile=heavy.compile)
+                         device=heavy.device, precision=heavy.precision, compile=heavy.compile,
+                         weights=str(loaded.path))
 
 
 def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: list | None = None,
@@ -110,18 +111,30 @@ def build_denoiser(weights: Path | None, inf: InferenceConfig, *, adapt_images: 
     den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
                         r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
                         precision=pick_precision(inf.precision, device), compile=inf.compile,
-                        strength=inf.strength)
+                        strength=inf.strength, weights=str(loaded.path))
     if auto_active(inf):
         return AdaptiveDenoiser(den, _light_path(weights, loaded, den)), loaded
     return den, loaded
 
 
 def denoise_image(den: Denoiser | AdaptiveDenoiser, image: np.ndarray, inf: InferenceConfig, on_tile=None,
-                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict | None]:
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict | None, dict | None]:
     """The per-image step: ``(H, W, 3)`` samples (float in [0, 1], or the file's integers) -> denoised
-    (``out`` filled, else float32), tiled as ``inf`` says, and (``--auto``) the measured noise and the
-    path taken (``{'path', 'sigma', 'rho1', 'rho2'}``)."""
+    (``out`` filled, else float32), tiled as ``inf`` says; then (``--auto``) the measured noise and the
+    path taken (``{'path', 'sigma', 'rho1', 'rho2'}``, else None), and what ran (``Denoiser.describe()``,
+    plus ``blend`` under ``--auto``; None where nothing ran: the clean path)."""
     if isinstance(den, AdaptiveDenoiser):
         x, decision = den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out)
-        return x, decision.to_dict()
-    return den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out), None
+        return x, decision.to_dict(), decision.network
+    x = den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out)
+    return x, None, den.describe()
+
+
+def count_paths(taken: list[tuple[str, dict | None]]) -> dict[str, int]:
+    """How many images took each --auto path, in the order clean, light, heavy (paths not taken left out).
+
+        >>> count_paths([("heavy", None), ("light", None), ("heavy", None)])
+        {'light': 1, 'heavy': 2}
+    """
+    paths = [p for p, _ in taken]
+    return {p: paths.count(p) for p in ("clean", "light", "heavy") if p in paths}

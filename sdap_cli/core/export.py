@@ -94,6 +94,8 @@ def _dynamic_pipeline(model: nn.Module, input_scale: float, pd: int) -> torch.ji
     """The pipeline scripted (shape arithmetic stays symbolic) around the network traced (it has no
     shape-dependent Python, so the trace takes any size)."""
     pipe = ExportPipeline(model, input_scale, pd)
+    for p in pipe.parameters():         # an inference graph: its outputs must not ask for gradients
+        p.requires_grad_(False)
     with torch.no_grad():
         pipe.net = torch.jit.trace(model.eval(), torch.rand(1, 3, 4 * pipe.align, 4 * pipe.align))
     return torch.jit.script(pipe)

@@ -31,7 +31,7 @@ from ..errors import InputError, OutputError, one_line
 from .atomic import atomic_write
 from .encoding import SUFFIX, check_encodable, encode_image, encode_to, normalise_format
 from .memory import available_memory, fmt_bytes
-from .metadata import Metadata, read_metadata
+from .metadata import Metadata, needs_exif_keys, read_metadata, write_exif_keys
 from .pillow_codec import decode_heif
 from .samples import from_unit, to_unit
 from .sniff import png_complete, probe, sniff
@@ -197,7 +197,7 @@ def read_image(path: str | os.PathLike, need: Callable[[int, int], int] | None =
         img = _decode(data, name, raw, need)
     except MemoryError:
         raise InputError(f"{name}: not enough memory to decode this image") from None
-    meta = read_metadata(data, rotated=img.format in ("jpeg", "heic"))
+    meta = read_metadata(data, rotated=img.format in ("jpeg", "heic"), raw=img.format == "raw")
     img.metadata = meta or None
     return img
 
@@ -323,6 +323,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str 
         fmt = normalise_format(fmt or ("png" if std else format_for_suffix(Path(path).suffix)))
         check_encodable(np.asarray(rgb), like, fmt)
         data = encode_image(rgb, like, fmt, quality, metadata) if std else None
+        if std and needs_exif_keys(metadata, fmt):
+            data = write_exif_keys(data, metadata)
     except OutputError as e:
         raise OutputError(f"{name}: {e}") from None
     if std:
@@ -336,7 +338,8 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, like: Image, fmt: str 
     if not p.parent.is_dir():
         raise OutputError(f"{name}: cannot write (folder {os.fspath(p.parent)} does not exist)")
     try:
-        atomic_write(p, lambda fh: encode_to(fh, rgb, like, fmt, quality, metadata))
+        atomic_write(p, lambda fh: encode_to(fh, rgb, like, fmt, quality, metadata),
+                     finish=(lambda tmp: write_exif_keys(tmp, metadata)) if needs_exif_keys(metadata, fmt) else None)
     except OutputError as e:
         raise OutputError(f"{name}: {e}") from None
     except OSError as e:

@@ -195,6 +195,8 @@ class Denoiser:
     channels_last: bool = True
     compile: bool = False
     strength: float = 1.0
+    weights: str = ""
+    """The weights file, for reports (:meth:`describe`)."""
 
     def __post_init__(self) -> None:
         refines = self.model.refines
@@ -210,6 +212,8 @@ class Denoiser:
         self.dtype = DTYPES[self.precision]
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = self.model.eval().to(self.device, self.dtype).to(memory_format=self.memory_format)
+        for name in self.model.precise_layers:          # the output stays float32 (16-bit and float files)
+            self.model.get_submodule(name).float()
         for p in self.model.parameters():
             p.requires_grad_(False)
         if self.device.type == "cuda":
@@ -247,9 +251,13 @@ class Denoiser:
         return y1 - y0, x1 - x0
 
     def net(self, x: torch.Tensor) -> torch.Tensor:
-        """One pass of the network on ``x`` (input scale, precision and memory format applied); float32."""
+        """One pass of the network on float32 ``x`` (input scale and memory format applied); float32.
+
+        The network casts its input to its body's precision itself and keeps its output layer (and a
+        residual add) in float32 (``precise_layers``), so bf16/fp16 do not round the output to 8-11 bits.
+        """
         s = self.input_scale
-        x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
+        x = x.float().contiguous(memory_format=self.memory_format)
         out = self.network(x * s if s != 1 else x)
         if self.compile and self.device.type == "cuda":
             out = out.clone()       # a CUDA graph's output buffer is reused by its next replay
@@ -335,11 +343,12 @@ class Denoiser:
             if on_tile is not None:
                 on_tile(i + 1, len(boxes))
 
-    @property
-    def refine_label(self) -> str:
-        """The refinement as `sdap evaluate` and `sdap benchmark` report it: the mode, or the network's
-        kind ('student') for a network without a choice of refinement."""
-        return self.refine if len(self.model.refines) > 1 else self.model.kind
+    def describe(self) -> dict:
+        """What this denoiser runs, as reports show it: ``{'model': 'teacher' | 'student', 'weights':
+        the file, 'pd'': 1-8, 'refine': 'none' | 'e' | 'r3', 'strength': 0-1}`` (a one-pass student: PD 1,
+        refine 'none')."""
+        return {"model": self.model.role, "weights": self.weights, "pd": self.pd, "refine": self.refine,
+                "strength": self.strength}
 
 
 @dataclass
@@ -363,12 +372,13 @@ class StudentDenoiser(Denoiser):
 def make_denoiser(model: torch.nn.Module, *, input_scale: float = 1.0, refine: str = "e", pd: int = 2,
                   r3_t: int = 8, r3_p: float = 0.16, seed: int = 0, device: torch.device = torch.device("cpu"),
                   precision: str = "fp32", channels_last: bool = True, compile: bool = False,
-                  strength: float = 1.0) -> Denoiser:
+                  strength: float = 1.0, weights: str = "") -> Denoiser:
     """A Denoiser for a network that takes PD and a refinement (a DBSNl teacher), or a StudentDenoiser
-    for a one-pass network (a student: the PD and refinement arguments do not apply and are ignored)."""
+    for a one-pass network (a student: the PD and refinement arguments do not apply and are ignored).
+    ``weights``: the file it came from, for reports."""
     if model.refines == ("none",) and model.pd_factors == (1,):
         return StudentDenoiser(model, input_scale=input_scale, device=device, precision=precision,
-                               channels_last=channels_last, compile=compile, strength=strength)
+                               channels_last=channels_last, compile=compile, strength=strength, weights=weights)
     return Denoiser(model, input_scale=input_scale, refine=refine, pd=pd, r3_t=r3_t, r3_p=r3_p, seed=seed,
                     device=device, precision=precision, channels_last=channels_last, compile=compile,
-                    strength=strength)
+                    strength=strength, weights=weights)

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, SdapError
 from .atomic import atomic_write
 from .checkpoints import save_weights
 from .device import choose_device, pick_precision
@@ -97,9 +97,20 @@ def setup(cfg) -> Setup:
 
 
 def _lr_at(cfg, step: int) -> float:
+    """Learning rate of 0-based ``step``: the schedule's rate times min(1, (step + 1) / warmup).
+
+    cosine: lr_min + (lr - lr_min) (1 + cos(pi step / iterations)) / 2; constant: lr. The linear warm-up
+    (``cfg.warmup`` steps, 0 = none) is for runs continued with ``--init`` whose Adam moments are lost.
+
+        >>> from types import SimpleNamespace as N
+        >>> _lr_at(N(schedule="constant", lr=1e-4, warmup=4), 1), _lr_at(N(schedule="constant", lr=1e-4, warmup=0), 0)
+        (5e-05, 0.0001)
+    """
     if cfg.schedule == "cosine":
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.iterations))
-    return cfg.lr
+        lr = cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * step / cfg.iterations))
+    else:
+        lr = cfg.lr
+    return lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else lr
 
 
 def ema_decay(d: float, t: int) -> float:
@@ -234,7 +245,7 @@ class _Run:
         gen = torch.Generator(device=env.device).manual_seed(cfg.seed * 1_000_003 + step * env.world + env.rank)
         loss = self.recipe.loss(self.net, y, gen)
         if not torch.isfinite(loss):
-            raise ConfigError(f"loss became {loss.item()} at step {step + 1}; lower --lr")
+            raise SdapError(f"loss became {loss.item()} at step {step + 1}; lower --lr")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

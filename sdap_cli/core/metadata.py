@@ -1,9 +1,18 @@
 """The photographer's metadata (EXIF, ICC colour profile, XMP), read from an input and attached to its output.
 
 Read with Pillow, which knows every container this package reads (JPEG, PNG, TIFF and TIFF-based RAW such as
-DNG/NEF/CR2, WebP, HEIC with pillow-heif): no hand-written EXIF or ICC parser. Pillow rather than
-pyexiv2/exiv2 because it is already a dependency, has wheels everywhere and writes the same three blocks back
-on every format it encodes (JPEG, WebP, HEIC); exiv2 would add a C++ library for no gain here.
+DNG/NEF/CR2, WebP, HEIC with pillow-heif): no hand-written EXIF or ICC parser. Pillow writes the three
+blocks back on every format it encodes (JPEG, WebP, HEIC). Two things it cannot do are done with exiv2's
+Python binding ``pyexiv2`` (a maintained wheel with exiv2 inside, installed with sdap on Linux and Windows;
+where it is missing, both are skipped and the rest works as before):
+
+* write the EXIF sub-IFDs (exposure, lens, GPS) into a TIFF: neither Pillow's TIFF path nor tifffile can;
+* read the EXIF of camera RAW files that are not plain TIFF (KDC, CR2, NEF, DNG with odd layouts).
+
+Their EXIF is kept as exiv2 keys (``Metadata.exif_keys``: ``Exif.Image.Make``, ``Exif.Photo.ExposureTime``,
+``Exif.GPSInfo.*``, ...) and written after encoding (``write_exif_keys``) into TIFF outputs, and into every
+output of a RAW source. A RAW source is rendered to sRGB (``images._decode_raw``), so its outputs also carry
+an sRGB ICC profile (``srgb_profile``, made by Pillow's LittleCMS).
 
 The pixel path (``images.py``) stays as it is; this module only adds the blocks:
 
@@ -48,9 +57,13 @@ class Metadata:
     icc: bytes | None = None
     xmp: bytes | None = None
     tags: tuple = ()
+    exif_keys: tuple = ()
+    """(exiv2 key, value) pairs of the descriptive EXIF, sub-IFDs included (``read_exif_keys``)."""
+    raw: bool = False
+    """From a camera RAW file: Pillow did not carry its EXIF, so every output gets ``exif_keys``."""
 
     def __bool__(self) -> bool:
-        return bool(self.exif or self.icc or self.xmp)
+        return bool(self.exif or self.icc or self.xmp or self.exif_keys)
 
 
 @contextmanager
@@ -80,15 +93,20 @@ def _written_by_tifffile(tag: int, value: object) -> bool:
                                        (tag == 305 and value.startswith("tifffile")))
 
 
-def read_metadata(data: bytes, rotated: bool = False) -> Metadata:
-    """The EXIF, ICC profile and XMP of an encoded image (empty :class:`Metadata` if none or unreadable).
+def read_metadata(data: bytes, rotated: bool = False, raw: bool = False) -> Metadata:
+    """The EXIF, ICC profile and XMP of an encoded image (empty :class:`Metadata` if none or unreadable),
+    and its EXIF as exiv2 keys (``read_exif_keys``).
 
     Args:
         data: the file's bytes.
         rotated: the pixels were turned upright on reading, so the Orientation written is 1.
+        raw: a camera RAW file rendered to sRGB: its EXIF comes from exiv2 only, its ICC profile is sRGB's.
     """
     from PIL import Image
 
+    if raw:
+        return Metadata(icc=srgb_profile(), exif_keys=read_exif_keys(data, rotated=True), raw=True)
+    keys = read_exif_keys(data, rotated)
     try:
         with open_header(data) as im:
             icc = im.info.get("icc_profile") or None
@@ -103,13 +121,100 @@ def read_metadata(data: bytes, rotated: bool = False) -> Metadata:
                 if sub:
                     exif[ifd] = sub
     except Exception:  # noqa: BLE001 - metadata is best effort: never fail an image over it
-        return Metadata()
+        return Metadata(exif_keys=keys)
     if rotated and ORIENTATION in exif:
         exif[ORIENTATION] = 1
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     tags = tuple((t, exif[t]) for t in DESCRIPTIVE if t in exif)
-    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=icc, xmp=xmp, tags=tags)
+    return Metadata(exif=exif.tobytes() if len(exif) else None, icc=icc, xmp=xmp, tags=tags, exif_keys=keys)
+
+
+# Exif.Image.* keys that describe the photo (TIFF/EP writes exposure data there too), not the file's layout.
+IMAGE_KEYS = frozenset({"Make", "Model", "DateTime", "Artist", "Copyright", "ImageDescription", "ExposureTime",
+                        "FNumber", "ExposureProgram", "ISOSpeedRatings", "DateTimeOriginal", "FocalLength",
+                        "LensInfo", "Orientation"})
+# formats exiv2 writes EXIF into (HEIC and BMP: not)
+EXIV2_FORMATS = frozenset({"tiff", "jpeg", "png", "webp"})
+
+
+def _pyexiv2():
+    """The pyexiv2 module, quiet, or None where it is not installed."""
+    try:
+        import pyexiv2
+    except Exception:  # noqa: BLE001 - ImportError, or a wheel whose library fails to load
+        return None
+    pyexiv2.set_log_level(4)
+    return pyexiv2
+
+
+def read_exif_keys(data: bytes, rotated: bool = False) -> tuple:
+    """The descriptive EXIF of an encoded image as (exiv2 key, value) pairs: ``Exif.Photo.*`` (but the
+    maker note, whose offsets do not survive a rewrite), ``Exif.GPSInfo.*`` and the ``IMAGE_KEYS`` of
+    ``Exif.Image``; empty values left out; Orientation left out when ``rotated``. () without pyexiv2 or
+    when exiv2 cannot read the file."""
+    exiv2 = _pyexiv2()
+    if exiv2 is None:
+        return ()
+    try:
+        img = exiv2.ImageData(data)
+        try:
+            exif = img.read_exif()
+        finally:
+            img.close()
+    except Exception:  # noqa: BLE001 - metadata is best effort
+        return ()
+    keep = []
+    for key, value in exif.items():
+        parts = key.split(".")
+        if len(parts) != 3 or not isinstance(value, str) or not value.strip():
+            continue
+        group, tag = parts[1], parts[2]
+        if (group == "Photo" and tag != "MakerNote") or group == "GPSInfo" or (
+                group == "Image" and tag in IMAGE_KEYS and not (rotated and tag == "Orientation")):
+            keep.append((key, value))
+    return tuple(keep)
+
+
+def needs_exif_keys(meta: Metadata | None, fmt: str) -> bool:
+    """Whether an output of format ``fmt`` gets ``meta.exif_keys`` written by exiv2 after encoding: TIFF
+    (its EXIF sub-IFDs), and every format exiv2 writes for a RAW source."""
+    return bool(meta and meta.exif_keys and fmt in EXIV2_FORMATS and (fmt == "tiff" or meta.raw)
+                and _pyexiv2() is not None)
+
+
+def write_exif_keys(target: str | bytes, meta: Metadata) -> bytes | None:
+    """Write ``meta.exif_keys`` into the file at path ``target`` (returns None), or into the encoded
+    image ``target`` (returns the new bytes). Keys exiv2 refuses are skipped one by one. exiv2 keeps an
+    XMP packet already in the file by parsing and re-serialising it (same properties, other bytes)."""
+    exiv2 = _pyexiv2()
+    img = exiv2.ImageData(target) if isinstance(target, bytes) else exiv2.Image(target)
+    try:
+        keys = dict(meta.exif_keys)
+        try:
+            img.modify_exif(keys)
+        except Exception:  # noqa: BLE001 - one odd value: write the others
+            for k, v in keys.items():
+                try:
+                    img.modify_exif({k: v})
+                except Exception:  # noqa: BLE001
+                    pass
+        return img.get_bytes() if isinstance(target, bytes) else None
+    finally:
+        img.close()
+
+
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile (Pillow's LittleCMS ``createProfile('sRGB')``), for RAW renders."""
+    global _SRGB
+    if _SRGB is None:
+        from PIL import ImageCms
+
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return _SRGB
+
+
+_SRGB: bytes | None = None
 
 
 def pillow_kwargs(meta: Metadata | None) -> dict:

@@ -1,6 +1,6 @@
 """Pillow-based codecs: JPEG, WebP and HEIC output (quality, 4:4:4 chroma, metadata) and HEIC input.
 
-HEIC/HEIF needs pillow-heif (``pip install 'sdap-cli[heif]'``). 8-bit HEIC reads as uint8; 10- and 12-bit
+HEIC/HEIF needs pillow-heif (``pip install pillow-heif``, or ``pip install '.[heif]'`` in a clone). 8-bit HEIC reads as uint8; 10- and 12-bit
 HEIC read as uint16 (pillow-heif scales them to the 16-bit range) and 16-bit images are written as 10-bit
 HEIC. JPEG is written with 4:4:4 chroma (no subsampling): the denoiser keeps colour edges, halving the
 chroma resolution would blur them again.
@@ -16,7 +16,7 @@ from ..errors import InputError, OutputError
 from .metadata import Metadata, pillow_kwargs
 
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avci"})
-HEIF_HINT = "pip install 'sdap-cli[heif]'"
+HEIF_HINT = "pip install pillow-heif"
 
 
 def is_heif(data: bytes) -> bool:

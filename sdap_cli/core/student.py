@@ -85,13 +85,19 @@ class StudentUNet(nn.Module):
         nn.init.zeros_(self.tail.weight)                 # starts as the identity: x_hat = y
         nn.init.zeros_(self.tail.bias)
 
+    precise_layers = ()
+    r"""Layers kept in float32 under bf16/fp16: none, since the output is :math:`y + g_\phi(y)` with the
+    skip in the input's dtype (float32 from ``inference.Denoiser``), so only the small correction g carries
+    the low precision's rounding (2^-9 of |g|), not the whole signal."""
+
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        x1 = self.enc1(torch.relu(self.head(self.unshuffle(y))))
+        """The body runs in its weights' dtype; the residual add in ``y``'s (see ``precise_layers``)."""
+        x1 = self.enc1(torch.relu(self.head(self.unshuffle(y.to(self.head.weight.dtype)))))
         x2 = self.enc2(self.down1(x1))
         x3 = self.mid(self.down2(x2))
         d2 = self.dec2(self.up2(x3) + x2)
         d1 = self.dec1(self.up1(d2) + x1)
-        return y + self.shuffle(self.tail(d1))
+        return y + self.shuffle(self.tail(d1)).to(y.dtype)
 
     @property
     def receptive_radius(self) -> int:

@@ -38,7 +38,7 @@ def test_heic_without_pillow_heif_names_the_extra(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pillow_heif", None)
     (tmp_path / "x.heic").write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 40)
-    with pytest.raises(InputError, match=r"x\.heic: HEIC/HEIF needs pillow-heif \(pip install 'sdap-cli\[heif\]'\)"):
+    with pytest.raises(InputError, match=r"x\.heic: HEIC/HEIF needs pillow-heif \(pip install pillow-heif\)"):
         images.read_image(tmp_path / "x.heic")
 
 
