@@ -10,17 +10,16 @@ PD-1, no refinement) and the Wiener blend, each timed after a warm-up, best of -
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from student_candidates import best_time as best  # benchmarks/ is the script's folder, on sys.path
 
-from sdap_cli.core.adaptive import wiener_blend
-from sdap_cli.core.checkpoints import load_weights, shipped_student_path
-from sdap_cli.core.device import pick_precision
-from sdap_cli.core.inference import make_denoiser
-from sdap_cli.core.noise import measure_noise
-from student_candidates import best_time as best      # benchmarks/ is the script's folder, on sys.path
+from sdap_cli.inference.adaptive import wiener_blend
+from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.inference.device import pick_precision
+from sdap_cli.inference.noise import measure_noise
 
 
 def photo(h: int, w: int) -> np.ndarray:

@@ -36,9 +36,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdap_cli.core.dbsnl import DBSNl  # noqa: E402
-from sdap_cli.core.checkpoints import load_weights, shipped_student_path  # noqa: E402
-from sdap_cli.core.inference import Denoiser, make_denoiser  # noqa: E402
+from sdap_cli.inference.checkpoints import load_weights, shipped_student_path  # noqa: E402
+from sdap_cli.inference.denoiser import Denoiser, make_denoiser  # noqa: E402
+from sdap_cli.method.dbsnl import DBSNl  # noqa: E402
 
 
 def load_reference(ref: Path):

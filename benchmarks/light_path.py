@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdap_cli.core.adaptive import BETA, choose_path, wiener_blend
-from sdap_cli.core.checkpoints import load_weights, shipped_student_path
-from sdap_cli.core.device import pick_precision
-from sdap_cli.core.images import read_image
-from sdap_cli.core.inference import make_denoiser
-from sdap_cli.core.metrics import psnr_ssim
-from sdap_cli.core.noise import measure_noise
+from sdap_cli.evaluation.metrics import psnr_ssim
+from sdap_cli.inference.adaptive import BETA, choose_path, wiener_blend
+from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.inference.device import pick_precision
+from sdap_cli.inference.noise import measure_noise
+from sdap_cli.io.images import read_image
 
 CLEAN = ("sidd_val_blocks/p1y2z3_SDAP/SIDD_clean/*.png", "nam_cc15_mcwnnm/*/*_mean.png",
          "sidd_medium_crops_yilmazdoga/GT_Images/*.png")

@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/nlm_baseline.py NOISY_DIR CLEAN_DIR [--h 4,6,...] [--json out.json]
 For each h (h = hColor, template 7, search 21) the mean PSNR/SSIM (SDAP convention) over the pairs;
-prints the best h. Pairs are matched as in `sdap evaluate` (sdap_cli.core.datasets.load_paired_folder).
+prints the best h. Pairs are matched as in `sdap evaluate` (sdap_cli.evaluation.evalsets.load_paired_folders).
 """
 
 import argparse
@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdap_cli.core.datasets import load_paired_folder
-from sdap_cli.core.metrics import psnr_ssim, to_uint8
+from sdap_cli.evaluation.evalsets import load_paired_folders
+from sdap_cli.evaluation.metrics import psnr_ssim, to_uint8
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--h", default="3,5,7,9,11,13,15,18,21")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
-    pairs = load_paired_folder(a.noisy, a.clean)
+    pairs = load_paired_folders(a.noisy, a.clean)
     rows = []
     for h in (float(v) for v in a.h.split(",")):
         ps, ss = [], []

@@ -1,4 +1,4 @@
-"""Measured noise (``sdap_cli.core.noise.measure_noise``) beside the truth (noisy - clean) on the paired
+"""Measured noise (``sdap_cli.inference.noise.measure_noise``) beside the truth (noisy - clean) on the paired
 sets in ../shared/data, plus synthetic noise on their clean images.
 
     python benchmarks/noise_measure.py [--data ../shared/data] [--synthetic]
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdap_cli.core import images  # noqa: E402
-from sdap_cli.core.noise import measure_noise  # noqa: E402
 from light_path import add_noise  # noqa: E402          benchmarks/ is the script's folder, on sys.path
+
+from sdap_cli.inference.noise import measure_noise  # noqa: E402
+from sdap_cli.io import images  # noqa: E402
 
 SETS = {  # name: (glob of the noisy files under --data, (old, new): the clean file's path from the noisy's)
     "sidd-blocks": ("sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy/*.png", ("SIDD_noisy", "SIDD_clean")),

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sdap_cli.core.checkpoints import STUDENT_WEIGHTS_NAME, default_weights_path, load_weights
-from sdap_cli.core.images import read_image
-from sdap_cli.core.inference import make_denoiser
+from sdap_cli.inference.checkpoints import STUDENT_WEIGHTS_NAME, default_weights_path, load_weights
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.io.images import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"student": (STUDENT_WEIGHTS_NAME, {}), "teacher PD-2 + E": (None, dict(refine="e", pd=2)),

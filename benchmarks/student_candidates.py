@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdap_cli.core.checkpoints import load_weights
-from sdap_cli.core.inference import Denoiser
-from sdap_cli.core.dbsnl import macs_per_pixel
-from sdap_cli.core.student import StudentUNet
+from sdap_cli.inference.checkpoints import load_weights
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.method.dbsnl import macs_per_pixel
+from sdap_cli.method.student import StudentUNet
 
 CANDIDATES = {
     "narrow (24,48,96)/(1,1,2)": ((24, 48, 96), (1, 1, 2)),

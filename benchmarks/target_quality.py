@@ -1,4 +1,4 @@
-"""How good are the distillation targets? Each target of ``sdap distill`` (core/distill.py TARGETS) of
+"""How good are the distillation targets? Each target of ``sdap distill`` (training/distill.py TARGETS) of
 each teacher, scored on a paired set; the teachers' mean per target (what ``--ensemble`` trains on); and
 the per-pixel mean and median of all of them.
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sdap_cli.core.checkpoints import load_weights
-from sdap_cli.core.datasets import load_paired_folder
-from sdap_cli.core.device import pick_precision
-from sdap_cli.core.distill import TARGETS, target_image
-from sdap_cli.core.inference import Denoiser
-from sdap_cli.core.metrics import psnr_ssim
+from sdap_cli.evaluation.evalsets import load_paired_folders
+from sdap_cli.evaluation.metrics import psnr_ssim
+from sdap_cli.inference.checkpoints import load_weights
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.inference.device import pick_precision
+from sdap_cli.training.distill import TARGETS, target_image
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         lw = load_weights(path)
         dens[path.stem] = Denoiser(lw.model, input_scale=lw.input_scale, refine=args.refine, precision=precision)
     rows: dict[str, list[tuple[float, float]]] = {}
-    pairs = load_paired_folder(args.noisy, args.clean)          # paired by name, as sdap evaluate pairs them
+    pairs = load_paired_folders(args.noisy, args.clean)          # paired by name, as sdap evaluate pairs them
     for name, y, ref in zip(pairs.names, pairs.noisy, pairs.clean):
         outs = {(t, n): target_image(d, n, y) for t, d in dens.items() for n in names}
         scored = {f"{t}: {n}": o for (t, n), o in outs.items()}

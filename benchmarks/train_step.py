@@ -13,7 +13,7 @@ seed, a fresh ``torch.optim.Adam(lr=1e-4)`` and the same noisy batch:
   - extracts the 25 sub-images with ``F.unfold`` per channel;
   - runs 25 separate forwards of batch B;
   - sums 25 mean-reduced ``nn.L1Loss`` terms, in fp32 with the default memory format.
-* ``ours-fp32``: ``sdap_cli.core.trainer.sdap_loss(precision='fp32')``. It does an argsort RSG and one
+* ``ours-fp32``: ``sdap_cli.training.trainer.sdap_loss(precision='fp32')``. It does an argsort RSG and one
   batched forward of 25*B sub-images, with the model in channels_last.
 * ``ours-bf16``: the same with ``precision='bf16'`` (autocast). It runs only where bf16 is supported:
   ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` on CPU, and always on CUDA.
@@ -66,10 +66,10 @@ try:                                     # run as a script from anywhere in the 
 except ImportError:                      # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdap_cli.core.dbsnl import DBSNl
-from sdap_cli.core.loss import cyclic_l1
-from sdap_cli.core.sampler import rsg_permutations, rsg_sample
-from sdap_cli.core.trainer import sdap_loss
+from sdap_cli.method.dbsnl import DBSNl
+from sdap_cli.method.loss import cyclic_l1
+from sdap_cli.method.sampler import rsg_permutations, rsg_sample
+from sdap_cli.training.trainer import sdap_loss
 
 P = 5          # RSG stride factor of SDAP
 LR = 1e-4      # SDAP's Adam learning rate (method notes, section 3)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from sdap_cli.core.checkpoints import load_weights, save_weights
-from sdap_cli.core.distill import file_hash
+from sdap_cli.inference.checkpoints import load_weights, save_weights
+from sdap_cli.training.distill import file_hash
 
 
 def main(out: str, sources: list[str]) -> None:

@@ -11,7 +11,11 @@ Prints one count per bound and exits 1 if any bound fails:
 * atomic-rename sites (calls of ``os.replace`` / ``os.rename`` / ``Path.rename``/``.replace(`` with a
   path): exactly one allowed;
 * ``isinstance``/``issubclass``/``type(x) is`` checks on a network class (``DBSNl``, ``StudentUNet``)
-  outside the network modules, the network table and the checkpoint loading code.
+  outside the network modules, the network table and the checkpoint loading code;
+* folders of the package holding more than 12 modules;
+* import loops between modules (imports under ``if TYPE_CHECKING`` do not count);
+* imports that run against the layers (``LAYERS``: an import must go to a lower layer or stay in its
+  own wing; wings of one layer do not import each other).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from pathlib import Path
 
 MAX_FILE_LINES = 400
 MAX_BODY_LINES = 60
+MAX_FOLDER_MODULES = 12
 NETWORK_CLASSES = {"DBSNl", "StudentUNet"}
 # where asking for a network's class is allowed: the networks themselves, their table, the loading code
-NETWORK_MODULES = {"core/dbsnl.py", "core/student.py", "core/networks.py", "core/checkpoints.py"}
+NETWORK_MODULES = {"method/dbsnl.py", "method/student.py", "method/networks.py", "inference/checkpoints.py"}
+# the layers, top first: a module may import from a lower layer, or from its own wing (first part of its path)
+LAYERS = [{"__main__"}, {"cli"}, {"progress"}, {"options", "console"}, {"commands"}, {"training"}, {"inference", "evaluation"},
+          {"io", "method"}, {"config", "config_sources"}, {"errors"}, {"__init__"}]
 
 
 def _module_name(rel: Path) -> str:
@@ -55,9 +63,87 @@ def _body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return body[-1].end_lineno - body[0].lineno + 1
 
 
+def _layer(mod: str, top: str) -> tuple[int, str] | None:
+    """(layer index, wing) of a dotted module name inside the package."""
+    parts = mod.split(".")[1:] or ["__init__"]
+    wing = parts[0]
+    for i, layer in enumerate(LAYERS):
+        if wing in layer:
+            return i, wing
+    return None
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in _names(node.test)
+
+
+def _imports(tree: ast.AST) -> list[ast.ImportFrom]:
+    """The ``from`` imports of a module, those under ``if TYPE_CHECKING`` left out."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            if _type_checking(child):
+                continue
+            if isinstance(child, ast.ImportFrom):
+                out.append(child)
+            todo.append(child)
+    return out
+
+
+def _loops(graph: dict[str, set[str]]) -> list[str]:
+    """Import loops: strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(" <-> ".join(sorted(group)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _layer_check(found: dict, graph: dict[str, set[str]], top: str) -> None:
+    for mod, targets in sorted(graph.items()):
+        src = _layer(mod, top)
+        for t in sorted(targets):
+            dst = _layer(t, top)
+            if src is None or dst is None or src[1] == dst[1]:
+                continue
+            if dst[0] <= src[0]:
+                found["layer_violations"].append(f"{mod} -> {t}")
+
+
 def check(pkg: Path) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {k: [] for k in ("long_files", "long_functions", "private_imports",
-                                                    "command_imports", "atomic_renames", "network_dispatch")}
+                                                    "command_imports", "atomic_renames", "network_dispatch",
+                                                    "crowded_folders", "import_loops", "layer_violations")}
+    graph: dict[str, set[str]] = {}
+    modules = {".".join((pkg.name,) + p.relative_to(pkg).with_suffix("").parts) for p in pkg.rglob("*.py")}
+    for folder in sorted({p.parent for p in pkg.rglob("*.py")}):
+        n = sum(1 for p in folder.glob("*.py") if p.name != "__init__.py")
+        if n > MAX_FOLDER_MODULES:
+            found["crowded_folders"].append(f"{folder.relative_to(pkg.parent).as_posix()}: {n} modules")
     top = pkg.name
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(pkg)
@@ -67,6 +153,13 @@ def check(pkg: Path) -> dict[str, list[str]]:
         mod = _module_name(Path(top) / rel)
         if rel.name == "__init__.py":
             mod = mod.removesuffix(".__init__") + ".__init__"
+        for node in _imports(tree):
+            target = _resolve(mod, node)
+            if target.startswith(top):
+                for t in [target] + [f"{target}.{a.name}" for a in node.names]:
+                    t = t if t in modules else (t + ".__init__" if t + ".__init__" in modules else None)
+                    if t is not None and t != mod:
+                        graph.setdefault(mod, set()).add(t)
         n = len(text.splitlines())
         if n > MAX_FILE_LINES:
             found["long_files"].append(f"{where}: {n} lines")
@@ -104,11 +197,13 @@ def check(pkg: Path) -> dict[str, list[str]]:
                                 for x in sides)
                 if asks_type and any(_names(x) & NETWORK_CLASSES for x in sides):
                     found["network_dispatch"].append(f"{where}:{node.lineno}")
+    found["import_loops"] = _loops(graph)
+    _layer_check(found, graph, top)
     return found
 
 
 LIMITS = {"long_files": 0, "long_functions": 0, "private_imports": 0, "command_imports": 0,
-          "atomic_renames": 1, "network_dispatch": 0}
+          "atomic_renames": 1, "network_dispatch": 0, "crowded_folders": 0, "import_loops": 0, "layer_violations": 0}
 
 
 def main(argv: list[str]) -> int:

@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from sdap_cli.core.checkpoints import arch_from_state_dict, save_weights
-from sdap_cli.core.dbsnl import DBSNl
+from sdap_cli.inference.checkpoints import arch_from_state_dict, save_weights
+from sdap_cli.method.dbsnl import DBSNl
 
 ck = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 log = torch.load(str(sys.argv[1]).replace("best.pt", "last.pt"), map_location="cpu", weights_only=False)

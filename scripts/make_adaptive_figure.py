@@ -10,11 +10,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from sdap_cli.config import InferenceConfig
-from sdap_cli.core.denoisers import build_denoiser, denoise_image
-from sdap_cli.core.images import read_image
-from sdap_cli.core.metrics import psnr_ssim, to_uint8
+from sdap_cli.evaluation.metrics import psnr_ssim, to_uint8
+from sdap_cli.inference.denoisers import build_denoiser, choose_weights, denoise_image
+from sdap_cli.io.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = [  # noisy, clean (under --data); the crop is the clean image's most detailed 128x128 window
@@ -45,14 +46,16 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--out", default=str(REPO / "docs" / "adaptive.png"))
     a = ap.parse_args()
-    fixed, _ = build_denoiser(None, InferenceConfig(auto=False, precision="fp32"))
-    auto, _ = build_denoiser(None, InferenceConfig(precision="fp32"))
+    cpu = torch.device("cpu")
+    fixed_cfg, auto_cfg = InferenceConfig(auto=False, precision="fp32"), InferenceConfig(precision="fp32")
+    fixed = build_denoiser(choose_weights(None, fixed_cfg, cpu), fixed_cfg, cpu, given=False)
+    auto = build_denoiser(choose_weights(None, auto_cfg, cpu), auto_cfg, cpu, given=False)
     rows = []
     for noisy_p, clean_p in CASES:
         y, x = read_image(a.data / noisy_p).rgb, read_image(a.data / clean_p).rgb
         cy, cx = detailed_window(x)
-        fixed_out, _ = denoise_image(fixed, y, InferenceConfig())
-        auto_out, decision = denoise_image(auto, y, InferenceConfig())
+        fixed_out, _, _ = denoise_image(fixed, y, InferenceConfig())
+        auto_out, decision, _ = denoise_image(auto, y, InferenceConfig())
         outs = [fixed_out, auto_out]
         titles = [f"noisy {psnr_ssim(y, x)[0]:.2f} dB", f"fixed default {psnr_ssim(outs[0], x)[0]:.2f}",
                   f"adaptive ({decision['path']}) {psnr_ssim(outs[1], x)[0]:.2f}", "clean"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdap_cli.core.checkpoints import STUDENT_WEIGHTS_NAME, default_weights_path, load_weights
-from sdap_cli.core.images import read_image
-from sdap_cli.core.inference import make_denoiser
+from sdap_cli.inference.checkpoints import STUDENT_WEIGHTS_NAME, default_weights_path, load_weights
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.io.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 

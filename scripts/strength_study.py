@@ -21,8 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sdap_cli.core import images  # noqa: E402
-from sdap_cli.core.datasets import pair_stem  # noqa: E402
+from sdap_cli.io import images  # noqa: E402
+from sdap_cli.io.folders import pair_key  # noqa: E402
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -55,7 +55,7 @@ def main() -> None:
     triples = []
     for out in sorted(p for p in den.iterdir() if images.is_image_path(p)):
         partners = [c for c in sorted(clean.iterdir()) if images.is_image_path(c)
-                    and pair_stem(c.name) == pair_stem(out.name) and (c.name != out.name or clean != noisy)]
+                    and pair_key(c.name) == pair_key(out.name) and (c.name != out.name or clean != noisy)]
         triples.append((_rgb(noisy / out.name), _rgb(partners[0]), _rgb(out)))
     print(f"{len(triples)} images")
     for s in (1.0, 0.7, 0.6, 0.5, 0.4):

@@ -13,12 +13,22 @@ crops (listed 4 times, so sampled 4x as often), 33 DND crops and the 15 CC15 noi
 on the 5 SIDD validation blocks. Export the best checkpoint with scripts/export_weights.py.
 """
 # bootstrap training of default weights (narrow DBSNl), resumable; uses sdap_cli.core
-import sys, time, glob, os, json, math
-import numpy as np, cv2, torch
+import glob
+import json
+import math
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
 sys.path.insert(0, sys.argv[1])
-from sdap_cli.core.dbsnl import DBSNl
-from sdap_cli.core.trainer import sdap_loss
-from sdap_cli.core.pd import pd_down, pd_up
+from sdap_cli.method.dbsnl import DBSNl
+from sdap_cli.method.pd import pd_down, pd_up
+from sdap_cli.training.trainer import sdap_loss
+
 torch.set_num_threads(2)
 D = sys.argv[2]; OUT = sys.argv[3]; os.makedirs(OUT, exist_ok=True)
 base_ch, nm, bs, ps, lr, total = 48, 5, 8, 120, 3e-4, int(sys.argv[4])

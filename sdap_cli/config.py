@@ -1,6 +1,6 @@
-"""Pydantic models, the one source of defaults, and :func:`resolve`, the one rule for every command: defaults <
-preset (train) < YAML (``--config``) < flags given, then one validation. Field names equal flag names
-(``tile_overlap`` is ``--tile-overlap``), so :func:`flag_message` needs no mapping."""
+"""What every command accepts: pydantic models, the one source of defaults, bounds and cross-field checks.
+Field names equal flag names (``tile_overlap`` is ``--tile-overlap``), so ``console.flag_message`` needs no
+mapping. Where the values come from (presets, YAML files, flags) and which wins: ``config_sources``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .config_file import PRESETS, ConfigFileError, read_config_file
-
 RefineMode = Literal["none", "e", "r3"]
-"""Names of ``core.refine.REFINEMENTS`` (a test checks they agree)."""
+"""Names of ``method.refine.REFINEMENTS`` (a test checks they agree)."""
 
 
 class _Strict(BaseModel):
@@ -67,7 +65,7 @@ class InferenceConfig(_Strict):
     adapt_lr: float = Field(5e-5, gt=0)
     """Adam learning rate of --adapt."""
     auto: bool = True
-    """Measure each image's noise and pick its path (core/adaptive.py); off with --no-auto or any fixed-path option."""
+    """Measure each image's noise and pick its path (inference/adaptive.py); off with --no-auto or any fixed-path option."""
 
     @model_validator(mode="after")
     def _tile_vs_overlap(self) -> "InferenceConfig":
@@ -97,7 +95,7 @@ class DenoiseConfig(_Strict):
     quality: int = Field(95, ge=1, le=100)
     """JPEG/WebP/HEIC quality 1-100; 95: no visible loss, still compact. JPEG is written with 4:4:4 chroma."""
     strip_metadata: bool = False
-    """Write no EXIF, ICC profile or XMP; by default they are copied from the input (core/metadata.py)."""
+    """Write no EXIF, ICC profile or XMP; by default they are copied from the input (io/metadata.py)."""
     overwrite: bool = False
     """Replace existing outputs (never an input)."""
     skip_existing: bool = False
@@ -229,7 +227,7 @@ class DistillConfig(_LoopConfig):
     teacher_refine: RefineMode = "e"
     """How the teacher denoises the training images (its outputs are the targets)."""
     targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "auto"]] = ["teacher"]
-    """Teacher outputs the student learns, loss summed over them (core/distill.py TARGETS)."""
+    """Teacher outputs the student learns, loss summed over them (training/distill.py TARGETS)."""
     recharge: float = Field(0.0, ge=0.0, le=1.0)
     """Probability that a pixel of one random target takes the noisy value (APR-RD's recharge)."""
     cache: Optional[Path] = None
@@ -264,7 +262,7 @@ class EvalConfig(_Strict):
     """Weights file; None: the shipped default."""
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     metric_convention: Literal["sdap", "apbsn", "y"] = "sdap"
-    """Metric convention (see sdap_cli/core/metrics.py)."""
+    """Metric convention (see sdap_cli/evaluation/metrics.py)."""
     limit: Optional[int] = Field(None, ge=1)
     """Evaluate only the first N images (blocks)."""
     save: Optional[Path] = None
@@ -391,30 +389,3 @@ class ExportConfig(_Strict):
         if v.suffix.lower() not in (".onnx", ".pt"):
             raise ValueError(f"{v.name}: the suffix picks the format; use .onnx (ONNX) or .pt (TorchScript)")
         return v
-
-
-def resolve(cls: type[BaseModel], flags: dict[str, Any], config_file: str | Path | None = None) -> BaseModel:
-    """Defaults < preset (:data:`PRESETS`) < YAML file < flags given (None: not given), validated once as
-    ``cls``. Option groups (``inference``, ``model``, ``student``) are dicts that merge key by key.
-
-    Example:
-        >>> resolve(BenchmarkConfig, {"sizes": ["256"], "runs": None}).runs
-        3
-    """
-    def given(d: dict) -> dict:
-        return {k: (given(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
-
-    file_values, flags = read_config_file(config_file) if config_file is not None else {}, given(flags)
-    merged: dict[str, Any] = {}
-    preset = flags.get("preset", file_values.get("preset"))
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigFileError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-        merged.update(PRESETS[preset])
-    for src in (file_values, flags):
-        for k, v in src.items():
-            if isinstance(v, dict) and isinstance(merged.get(k, {}), dict):
-                merged.setdefault(k, {}).update(given(v))
-            else:
-                merged[k] = v
-    return cls.model_validate(merged)

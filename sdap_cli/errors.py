@@ -27,6 +27,21 @@ class ConfigError(SdapError):
     exit_code = 2
 
 
+class OutOfMemory(SdapError):
+    """An image could not be denoised in the memory there is, even at the smallest tile."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters; its type's name when it
+    has no message.
+
+        >>> first_line(ValueError("bad value\\nmore detail")), first_line(KeyError())
+        ('bad value', 'KeyError')
+    """
+    text = str(e)
+    return text.splitlines()[0][:limit] if text.strip() else type(e).__name__
+
+
 def one_line(msg: object) -> str:
     """``msg`` (text or bytes) with its whitespace runs, newlines included, collapsed to single spaces."""
     if isinstance(msg, bytes):

@@ -1,7 +1,9 @@
-"""Typer option types shared by several subcommands of ``cli.py`` (declared once, used there only).
+"""Every option of every subcommand of ``cli.py``, declared once as a Typer option type.
 
 Every option shows its effective default in ``--help``: :func:`shown` reads it from the pydantic field of
-``config.py`` (the one source of defaults), so no value is repeated here.
+``config.py`` (the one source of defaults), so no value is repeated here; options whose config field is a
+``Literal`` complete its values in the shell (:func:`choices`). Where train and distill differ in a
+default, the option is a function of the config class (``out_opt(TrainConfig)``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from typing import Annotated, Literal, Optional, get_args, get_origin
 import typer
 from pydantic import BaseModel
 
-from .config import DenoiseConfig, EvalConfig, ExportConfig, InferenceConfig, TrainConfig
+from .config import (
+    BenchmarkConfig,
+    DenoiseConfig,
+    DistillConfig,
+    EvalConfig,
+    ExportConfig,
+    InferenceConfig,
+    ModelConfig,
+    StudentConfig,
+    TrainConfig,
+)
 
 
 def shown(model: type[BaseModel], name: str, none: str = "none") -> str:
@@ -147,12 +159,12 @@ FigureOpt = Annotated[Optional[Path], _opt(help="PNG of noisy | denoised | clean
 SubmitOpt = Annotated[Optional[Path], _opt(help="sidd-bench: Kaggle CSV to write; dnd: folder of the .mat "
                       "bundle.", default=shown(_E, "submit"))]
 
-# Options shared by train and distill.
+# Options shared by train and distill; where their defaults differ, a function of the config class.
 _L = TrainConfig
-DataOpt = Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Folder or file of noisy images "
-                    "(repeatable; searched recursively; GT files ignored).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of options "
-                      "(flags override it).", show_default="none")]
+DataOpt = Annotated[Optional[list[str]], _opt("--data", "-d", help="Folder or file of noisy images "
+                    "(repeatable; searched recursively; GT files ignored).", default="none")]
+ConfigOpt = Annotated[Optional[Path], _opt("--config", "-c", help="YAML file of options (flags override it).",
+                      default="none")]
 ResumeOpt = Annotated[bool, _opt(help="Continue from RUN/state.pt.", default=OFF)]
 ValOpt = Annotated[Optional[str], _opt(help="Validation folder (noisy/clean sub-folders, or "
                    "the SIDD validation .mat files).", default=shown(_L, "val"))]
@@ -162,14 +174,109 @@ CheckpointEveryOpt = Annotated[Optional[int], _opt(help="Save resumable state ev
 SeedOpt = Annotated[Optional[int], _opt(help="Seed.", default=shown(_L, "seed"))]
 EmaOpt = Annotated[Optional[float], _opt(help="Weight average decay d, e.g. 0.999: validate and save the average "
                    "of the last ~1/(1-d) steps' weights; 0 off.", default=shown(_L, "ema"))]
+WarmupOpt = Annotated[Optional[int], _opt(help="Linear learning-rate warm-up over the first N steps (for --init "
+                      "runs whose optimizer state is lost); 0 off.", default=shown(_L, "warmup"))]
+TrainDeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_L, "device"),
+                           complete=(_L, "device"))]
+TrainPrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16 (autocast; weights stay fp32).",
+                              default=shown(_L, "precision"), complete=(_L, "precision"))]
+WorkersOpt = Annotated[Optional[int], _opt(help="DataLoader worker processes.", default=shown(_L, "workers"))]
+SummaryQuietOpt = Annotated[bool, _opt("--quiet", "-q", help="Print errors and the summary only.", default=OFF)]
+
+
+def out_opt(cls: type[BaseModel]):
+    return Annotated[Optional[str], _opt("--out", "-o", help="Run folder.", default=shown(cls, "out"))]
+
+
+def iterations_opt(cls: type[BaseModel]):
+    return Annotated[Optional[int], _opt("--iterations", "-n", help="Total steps.", default=shown(cls, "iterations"))]
+
+
+def batch_opt(cls: type[BaseModel]):
+    return Annotated[Optional[int], _opt(help="Crops per step.", default=shown(cls, "batch"))]
+
+
+def patch_opt(cls: type[BaseModel], rule: str):
+    return Annotated[Optional[int], _opt(help=f"Crop side ({rule}).", default=shown(cls, "patch"))]
+
+
+def lr_opt(cls: type[BaseModel]):
+    return Annotated[Optional[float], _opt(help="Adam learning rate.", default=shown(cls, "lr"))]
+
+
+def schedule_opt(cls: type[BaseModel]):
+    return Annotated[Optional[str], _opt(help="constant or cosine.", default=shown(cls, "schedule"),
+                                         complete=(cls, "schedule"))]
+
+
+# Options of train only.
+PresetOpt = Annotated[Optional[str], _opt(help="stage1 (lr 1e-4, patch 160, batch 16) or stage2 (lr 1e-5, patch "
+                      "250, batch 8, needs --init): the paper's schedules.", default=shown(_L, "preset"),
+                      complete=(_L, "preset"))]
+InitOpt = Annotated[Optional[Path], _opt(help="Initial weights.", default=shown(_L, "init"))]
+BaseChOpt = Annotated[Optional[int], _opt(help="DBSNl width (128 in the paper).",
+                      default=shown(ModelConfig, "base_ch"))]
+NumModuleOpt = Annotated[Optional[int], _opt(help="DBSNl blocks per branch (9 in the paper).",
+                         default=shown(ModelConfig, "num_module"))]
+TrainCompileOpt = Annotated[Optional[bool], _opt("--compile/--no-compile", help="torch.compile the network.",
+                            default=shown(_L, "compile"))]
+
+# Options of distill only.
+_D = DistillConfig
+TeacherOpt = Annotated[Optional[Path], _opt("--teacher", "-t", help="Teacher weights (DBSNl).",
+                       default=shown(_D, "teacher", "the shipped teacher"))]
+EnsembleOpt = Annotated[Optional[list[Path]], _opt(help="One more teacher (repeatable): each target is the mean "
+                        "of all the teachers' outputs.", default="none")]
+TeacherRefineOpt = Annotated[Optional[str], _opt(help="How the teacher denoises: e, r3 or none.",
+                             default=shown(_D, "teacher_refine"), complete=(_D, "teacher_refine"))]
+CacheOpt = Annotated[Optional[Path], _opt(help="Folder of cached teacher outputs.",
+                     default=shown(_D, "cache", "RUN/teacher_cache"))]
+TargetsOpt = Annotated[Optional[str], _opt(help="Comma list of teacher outputs to learn, loss summed: teacher, "
+                       "phase1-3, hflip, vflip, rot90, auto.", default=shown(_D, "targets"))]
+RechargeOpt = Annotated[Optional[float], _opt(help="Probability that a pixel of one random target takes the "
+                        "noisy value.", default=shown(_D, "recharge"))]
+StudentInitOpt = Annotated[Optional[Path], _opt(help="Initial student weights.", default=shown(_D, "init"))]
+StudentChOpt = Annotated[Optional[str], _opt(help="Student channels per level.",
+                         default=shown(StudentConfig, "ch"))]
+StudentBlocksOpt = Annotated[Optional[str], _opt(help="Student residual blocks per level.",
+                             default=shown(StudentConfig, "blocks"))]
+
+# Options of benchmark.
+_B = BenchmarkConfig
+FullOpt = Annotated[bool, _opt("--full", help="Time the full grid (teacher and student, 4 sizes, none/e, "
+                    "fp32/bf16: about half an hour on 2 CPU cores) for every list not given.",
+                    default=shown(_B, "full"))]
+SizesOpt = Annotated[Optional[str], _opt(help="Comma list: sides in pixels, 12mp, 24mp.", default=shown(_B, "sizes"))]
+RefinesOpt = Annotated[Optional[str], _opt("--refine", help="Comma list of none, e, r3 (teacher rows).",
+                       default=shown(_B, "refine"))]
+PrecisionsOpt = Annotated[Optional[str], _opt("--precision", help="Comma list of fp32, bf16, fp16, auto.",
+                          default=shown(_B, "precision"))]
+ChannelsLastOpt = Annotated[Optional[str], _opt(help="Comma list of on/off: NHWC activations.",
+                            default=shown(_B, "channels_last"))]
+CompilesOpt = Annotated[Optional[str], _opt("--compile", help="Comma list of on/off: torch.compile.",
+                        default=shown(_B, "compile"))]
+ModelsOpt = Annotated[Optional[str], _opt("--model", help="Comma list of auto (what sdap denoise runs by default "
+                      "here: the student on CPU, the teacher on CUDA), default (the shipped teacher), student (the "
+                      "shipped distilled student) and full (the paper's 128/9 DBSNl, random weights).",
+                      default=shown(_B, "model"))]
+BenchWeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Time this weights file's network "
+                            "(instead of --model).", default=shown(_B, "weights"))]
+BenchDeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_B, "device"),
+                           complete=(_B, "device"))]
+BenchTileOpt = Annotated[Optional[int], _opt(help="Tile side.", default=shown(_B, "tile", "automatic"))]
+WarmupRunsOpt = Annotated[Optional[int], _opt("--warmup", help="Untimed runs first.", default=shown(_B, "warmup"))]
+RunsOpt = Annotated[Optional[int], _opt(help="Timed runs (1 for >= 4 MP).", default=shown(_B, "runs"))]
+JsonWriteOpt = Annotated[Optional[Path], _opt("--json", help="Also write the results here.", default="none")]
 
 # Options of export.
 ExportModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="student (one pass, ~20x cheaper) or teacher "
                            "(DBSNl, PD-2 and E inside the graph).", default=shown(ExportConfig, "model"),
                            complete=(ExportConfig, "model"))]
 OpsetOpt = Annotated[Optional[int], _opt(help="ONNX opset, 17 or newer.", default=shown(ExportConfig, "opset"))]
-CheckOpt = Annotated[Optional[bool], typer.Option("--check/--no-check", help="Run the written file once and "
-                     "report its max difference to torch (default on; ONNX needs onnxruntime).")]
+CheckOpt = Annotated[Optional[bool], _opt("--check/--no-check", help="Run the written file once and report its "
+                     "max difference to torch (ONNX needs onnxruntime).", default=shown(ExportConfig, "check"))]
+ExportOverwriteOpt = Annotated[bool, _opt(help="Replace an existing output file.",
+                               default=shown(ExportConfig, "overwrite"))]
 
 
 def show_version(value: bool) -> None:

@@ -26,7 +26,7 @@ def device(request) -> torch.device:
 @pytest.fixture
 def tiny_model():
     """A DBSNl narrow enough for millisecond tests (random init, seeded)."""
-    from sdap_cli.core.dbsnl import DBSNl
+    from sdap_cli.method.dbsnl import DBSNl
 
     torch.manual_seed(0)
     net = DBSNl(base_ch=8, num_module=2).eval()

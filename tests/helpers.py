@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from sdap_cli.core.checkpoints import save_weights
-from sdap_cli.core.dbsnl import DBSNl
+from sdap_cli.inference.checkpoints import save_weights
+from sdap_cli.method.dbsnl import DBSNl
 
 
 @contextmanager
@@ -61,10 +61,20 @@ def sha(path: Path) -> str:
 
 def tiny_student(path: Path, seed: int = 0) -> Path:
     """A random StudentUNet (8, 8, 8) / (1, 1, 1) weights file whose output differs from its input."""
-    from sdap_cli.core.student import StudentUNet
+    from sdap_cli.method.student import StudentUNet
 
     torch.manual_seed(seed)
     net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))
     with torch.no_grad():
         net.tail.weight.normal_(0, 0.05)
     return save_weights(path, net, training={"note": "test fixture"})
+
+
+def assert_partitions_cells(subs, y, p: int) -> None:
+    """RSG's property: the p*p sub-images ``subs`` (p*p, B, C, H/p, W/p) of ``y`` (B, C, H, W) hold, at
+    each cell (i, j), exactly the p*p pixels of the cell y[:, :, p i : p i + p, p j : p j + p]."""
+    b, c, H, W = y.shape
+    assert subs.shape == (p * p, b, c, H // p, W // p)
+    cells = y.reshape(b, c, H // p, p, W // p, p).permute(0, 1, 2, 4, 3, 5).reshape(b, c, H // p, W // p, p * p)
+    got = subs.permute(1, 2, 3, 4, 0)
+    assert (got.sort(-1).values == cells.sort(-1).values).all()

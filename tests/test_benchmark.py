@@ -1,11 +1,13 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
 from tests.helpers import tiny_weights
 
 
+@pytest.mark.slow
 def test_benchmark_reports_rows_and_json(tmp_path):
     w = tiny_weights(tmp_path / "w.safetensors")
     out = tmp_path / "b.json"
@@ -32,7 +34,8 @@ def test_benchmark_rejects_bad_sizes():
 
 def test_plain_benchmark_is_a_quick_look_and_full_is_the_grid():
     from sdap_cli.commands import benchmark as cmd
-    from sdap_cli.config import BenchmarkConfig, resolve
+    from sdap_cli.config import BenchmarkConfig
+    from sdap_cli.config_sources import resolve
 
     quick = cmd.plan(resolve(BenchmarkConfig, {"device": "cpu"}))
     assert [r.model for r in quick.rows] == ["student"] * 3 and quick.seconds < 120

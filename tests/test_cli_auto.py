@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from sdap_cli.cli import app
 from sdap_cli.config import InferenceConfig
-from sdap_cli.core.denoisers import auto_active
-from tests.core.test_noise import add_noise, smooth_scene
+from sdap_cli.inference.denoisers import auto_active
 from tests.helpers import write_png
+from tests.library.test_noise import add_noise, smooth_scene
 
 runner = CliRunner()
 

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.config import (BenchmarkConfig, DenoiseConfig, DistillConfig, EvalConfig, InferenceConfig,
-                             TrainConfig, resolve)
+from sdap_cli.config import BenchmarkConfig, DenoiseConfig, DistillConfig, EvalConfig, InferenceConfig, TrainConfig
+from sdap_cli.config_sources import resolve
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ def captured(monkeypatch):
     from sdap_cli.commands.benchmark import BenchmarkResult
     from sdap_cli.commands.denoise import DenoiseResult
     from sdap_cli.commands.evaluate import EvalResult
-    from sdap_cli.core.loop import TrainResult
+    from sdap_cli.training.loop import TrainResult
 
     seen: dict = {}
 

@@ -189,10 +189,10 @@ def test_pd_factor_reaches_the_network(tmp_path, weights):
     """--pd 1 runs the blind-spot network without pixel-shuffle down-sampling: it selects the shipped
     teacher under --model auto, the written file is what the core Denoiser with pd=1 computes, it differs
     from the PD-2 output, and the JSON records the factor."""
-    from sdap_cli.core.checkpoints import load_weights
-    from sdap_cli.core.images import read_image
-    from sdap_cli.core.inference import make_denoiser
-    from sdap_cli.core.metrics import to_uint8
+    from sdap_cli.evaluation.metrics import to_uint8
+    from sdap_cli.inference.checkpoints import load_weights
+    from sdap_cli.inference.denoiser import make_denoiser
+    from sdap_cli.io.images import read_image
 
     src = write_png(tmp_path / "a.png", noisy_rgb(24, 20))
     r = invoke("denoise", src, "-o", tmp_path / "pd1", "--precision", "fp32", "--pd", "1", "--json")
@@ -212,6 +212,7 @@ def test_pd_factor_reaches_the_network(tmp_path, weights):
     assert len(r.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_stdin_stdout_pipe(tmp_path, weights):
     src = write_png(tmp_path / "a.png", noisy_rgb(14, 15))
     p = subprocess.run([sys.executable, "-m", "sdap_cli", "denoise", "-", "-o", "-", "-w", str(weights)],
@@ -254,7 +255,7 @@ def test_241_square_and_odd_sizes(tmp_path, weights):
 
 
 def test_adapt_fine_tunes_a_copy_and_can_save_it(tmp_path, weights):
-    from sdap_cli.core.checkpoints import load_weights
+    from sdap_cli.inference.checkpoints import load_weights
 
     src = write_png(tmp_path / "a.png", noisy_rgb(40, 40))
     before = sha(weights)
@@ -326,6 +327,7 @@ def test_summary_and_json_name_the_network_that_ran(tmp_path):
     assert d["network"]["model"] == "student" and d["network"]["pd"] == 1 and d["paths"] == {}
 
 
+@pytest.mark.slow
 def test_a_jpeg_piped_in_comes_back_as_jpeg(tmp_path, weights):
     src = tmp_path / "camera.jpg"
     assert cv2.imwrite(str(src), noisy_rgb(32, 40))

@@ -28,6 +28,7 @@ def test_completions_are_current(shell):
                                             ("sdap denoise -f j", {"jpeg"}),
                                             ("sdap evaluate --dataset s", {"sidd-val", "sidd-bench"}),
                                             ("sdap export m.pt --model ", {"student", "teacher"})])
+@pytest.mark.slow
 def test_option_values_complete(words, expected):
     import os
     import subprocess

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from sdap_cli.cli import app
 from sdap_cli.config import DistillConfig
-from sdap_cli.core.checkpoints import load_weights
-from sdap_cli.core.distill import distill, distill_loss, teacher_targets
-from sdap_cli.core.inference import Denoiser
-from sdap_cli.core.loop import ema_decay
-from sdap_cli.core.student import StudentUNet
+from sdap_cli.inference.checkpoints import load_weights
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.method.student import StudentUNet
+from sdap_cli.training.distill import distill, distill_loss, teacher_targets
+from sdap_cli.training.schedule import ema_decay
 from tests.helpers import noisy_rgb, sha, tiny_student, tiny_weights, write_png
 
 TINY = ["--student-ch", "8,8,8", "--student-blocks", "1,1,1", "--batch", "2", "--patch", "32", "--workers", "0",
@@ -116,8 +116,8 @@ def shipped(tmp_path, monkeypatch):
     """Pretend this installation ships a tiny teacher and a tiny student."""
     teacher = tiny_weights(tmp_path / "w" / "teacher.safetensors")
     student = tiny_student(tmp_path / "w" / "student.safetensors")
-    import sdap_cli.core.denoisers as d
-    import sdap_cli.core.checkpoints as c
+    import sdap_cli.inference.checkpoints as c
+    import sdap_cli.inference.denoisers as d
 
     monkeypatch.setattr(c, "default_weights_path", lambda name=c.DEFAULT_WEIGHTS_NAME: teacher)
     monkeypatch.setattr(d, "shipped_student_path", lambda: student)
@@ -167,7 +167,7 @@ def test_model_mismatch_and_teacher_options_on_a_student_are_one_line_errors(shi
 
 
 def test_model_student_without_a_shipped_student(shipped, monkeypatch):
-    import sdap_cli.core.denoisers as d
+    import sdap_cli.inference.denoisers as d
 
     tmp, _, _ = shipped
     monkeypatch.setattr(d, "shipped_student_path", lambda: None)
@@ -191,13 +191,14 @@ def test_benchmark_times_a_student_in_one_pass(tmp_path):
 
 def test_targets_table_agrees_with_the_config():
     from typing import get_args
-    from sdap_cli.core.distill import TARGETS
+
+    from sdap_cli.training.distill import TARGETS
     field = DistillConfig.model_fields["targets"].annotation
     assert set(get_args(get_args(field)[0])) == set(TARGETS)
 
 
 def test_multi_targets_are_cached_once_and_are_the_transformed_teacher(setup, tmp_path):
-    from sdap_cli.core.distill import target_image
+    from sdap_cli.training.distill import target_image
     tmp, teacher = setup
     den = Denoiser(load_weights(teacher).model, refine="e")
     files = sorted((tmp / "data").iterdir())
@@ -226,7 +227,7 @@ def test_sum_of_l1_equals_a_loop_over_targets():
 
 
 def test_recharge_puts_the_noisy_value_in_one_target_where_it_says():
-    from sdap_cli.core.distill import recharge
+    from sdap_cli.training.distill import recharge
     y = torch.rand(4, 3, 32, 32)
     t = torch.rand(4, 5, 3, 32, 32)
     out = recharge(y, t, 0.3, torch.Generator().manual_seed(1))
@@ -294,8 +295,8 @@ def test_ema_flag_reaches_the_run(setup):
 
 
 def test_ensemble_targets_are_the_mean_of_each_teachers_cached_targets(setup, tmp_path):
-    from sdap_cli.core.distill import ensemble_targets
-    from sdap_cli.core.loop import setup as loop_setup
+    from sdap_cli.training.distill import ensemble_targets
+    from sdap_cli.training.loop import setup as loop_setup
 
     tmp, teacher = setup
     other = tiny_weights(tmp_path / "other.safetensors", base_ch=6, num_module=2)     # another network
@@ -311,7 +312,7 @@ def test_ensemble_targets_are_the_mean_of_each_teachers_cached_targets(setup, tm
         np.testing.assert_allclose(mean[i], (singles[0][1][i] + singles[1][1][i]) / 2, atol=1e-6)
         assert not np.allclose(singles[0][1][i], singles[1][1][i], atol=1e-3)    # the teachers differ
     assert ensemble_targets(cfg, loop_setup(cfg), files, tmp_path / "c")[2] == 0
-    from sdap_cli.core.distill import MeanDenoiser
+    from sdap_cli.training.distill import MeanDenoiser
     y = noisy[0]
     np.testing.assert_allclose(MeanDenoiser(dens).denoise(y), (dens[0].denoise(y) + dens[1].denoise(y)) / 2,
                                atol=1e-6)

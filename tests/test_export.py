@@ -7,11 +7,11 @@ import torch
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.core.checkpoints import load_weights, shipped_student_path
-from sdap_cli.core.dbsnl import DBSNl
-from sdap_cli.core.export import ExportPipeline, export_onnx, export_torchscript
-from sdap_cli.core.inference import make_denoiser
-from sdap_cli.core.student import StudentUNet
+from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.inference.export import ExportPipeline, export_onnx, export_torchscript
+from sdap_cli.method.dbsnl import DBSNl
+from sdap_cli.method.student import StudentUNet
 from tests.helpers import tiny_student, tiny_weights
 
 SIZES = [(37, 53), (64, 45)]

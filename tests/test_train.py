@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.config import resolve
 from sdap_cli.config import TrainConfig
-from sdap_cli.core.checkpoints import load_weights
-from sdap_cli.core.trainer import train
+from sdap_cli.config_sources import resolve
+from sdap_cli.inference.checkpoints import load_weights
+from sdap_cli.training.trainer import train
 from tests.helpers import noisy_rgb, write_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,14 +64,15 @@ def test_config_errors_say_what_to_change():
 
 
 def test_ground_truth_files_are_ignored(data):
-    from sdap_cli.core.datasets import find_noisy_images
+    from sdap_cli.io.folders import find_noisy_images
 
     names = [p.name for p in find_noisy_images(data)]
     assert "GT_SRGB_0.PNG" not in names and "NOISY_SRGB_0.PNG" in names and "small.png" in names
 
 
 def test_crops_are_deterministic_and_sized(data):
-    from sdap_cli.core.datasets import NoisyCrops, find_noisy_images
+    from sdap_cli.io.folders import find_noisy_images
+    from sdap_cli.training.datasets import NoisyCrops
 
     ds = NoisyCrops(find_noisy_images(data), patch=20, batch=2, seed=3)
     a, b = ds[5], ds[5]
@@ -99,6 +100,7 @@ def _weights(path):
     return torch.load(path, weights_only=False)["model"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted(tmp_path, data):
     common = ["--data", str(data), "--iterations", "8", "--batch", "2", "--patch", "20", "--base-ch", "8",
               "--num-module", "1", "--workers", "0", "--precision", "fp32", "--device", "cpu",
@@ -147,6 +149,7 @@ def test_bad_data_folder(tmp_path):
     assert r.exit_code == 1 and "no noisy training images" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo(tmp_path, data):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     import socket
@@ -167,6 +170,7 @@ def test_ddp_two_processes_gloo(tmp_path, data):
     assert w.metadata["training"]["batch"] == 4            # 2 processes x batch 2
 
 
+@pytest.mark.slow
 def test_sigterm_saves_state_for_resume(tmp_path, data):
     run = tmp_path / "term"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -191,14 +195,14 @@ def test_sigterm_saves_state_for_resume(tmp_path, data):
 def test_validation_from_sidd_mat_files(tmp_path):
     from scipy.io import savemat
 
-    from sdap_cli.core.datasets import load_validation
+    from sdap_cli.evaluation.evalsets import load_pairs
 
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
     noisy = np.clip(clean.astype(int) + rng.integers(-9, 10, clean.shape), 0, 255).astype(np.uint8)
     savemat(tmp_path / "ValidationNoisyBlocksSrgb.mat", {"ValidationNoisyBlocksSrgb": noisy})
     savemat(tmp_path / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": clean})
-    val = load_validation(tmp_path)
+    val = load_pairs(tmp_path)
     assert val.names == [str(i) for i in range(6)]
     assert np.array_equal(np.rint(val.clean[4] * 255).astype(np.uint8), clean[1, 1])
     assert np.array_equal(np.rint(val.noisy[2] * 255).astype(np.uint8), noisy[0, 2])

@@ -10,14 +10,13 @@ section 2). These tests check three things:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.helpers import loaded_script
+from tests.helpers import assert_partitions_cells, loaded_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "train_step.py"
@@ -43,13 +42,7 @@ def test_port_sub_images_partition_each_cell(ts):
     b, c, H, W, p = 2, 3, 20, 15, 5
     y = torch.arange(b * c * H * W, dtype=torch.float32).view(b, c, H, W)     # every pixel unique
     subs = torch.stack(ts.ref_sample(y, p))                                    # numpy shuffle path
-    assert subs.shape == (25, b, c, H // p, W // p)
-    for bi in range(b):
-        for ci in range(c):
-            for i in range(H // p):
-                for j in range(W // p):
-                    cell = y[bi, ci, p * i:p * i + p, p * j:p * j + p].flatten()
-                    assert sorted(subs[:, bi, ci, i, j].tolist()) == sorted(cell.tolist())
+    assert_partitions_cells(subs, y, p)
     # channels share the in-cell position: channel offsets are constant
     assert torch.equal(subs[:, :, 1] - subs[:, :, 0], torch.full_like(subs[:, :, 0], H * W))
 
@@ -66,7 +59,7 @@ def test_port_masks_select_one_element_per_cell(ts):
 
 def test_port_follows_given_permutation(ts):
     """Sub-image k at cell (i, j) is pixel (5i + perm[k] // 5, 5j + perm[k] % 5)."""
-    from sdap_cli.core.sampler import rsg_sample
+    from sdap_cli.method.sampler import rsg_sample
 
     g = torch.Generator().manual_seed(3)
     y = torch.rand(2, 3, 10, 15, generator=g)

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from ..config import BenchmarkConfig
-from ..core.checkpoints import load_weights, shipped_student_path
-from ..core.dbsnl import DBSNl
-from ..core.device import choose_device, pick_device, pick_precision
-from ..core.inference import make_denoiser
-from ..core.refine import REFINEMENTS
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
+from ..inference.checkpoints import load_weights, shipped_student_path
+from ..inference.denoiser import make_denoiser
+from ..inference.device import choose_device, pick_device, pick_precision
+from ..method.dbsnl import DBSNl
+from ..method.refine import REFINEMENTS
 
 SIZES = {"12mp": (3000, 4000), "24mp": (4000, 6000)}
 
@@ -152,7 +152,7 @@ def _child(args):
     try:
         return _measure(cfg, row)
     except Exception as e:                                   # noqa: BLE001 - reported per row
-        row.error = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        row.error = f"{type(e).__name__}: {first_line(e, 120)}"
         return row
 
 
@@ -189,13 +189,13 @@ def plan(cfg: BenchmarkConfig) -> Plan:
     p = Plan([], networks, device)
     for name in names:
         net = networks[name]
-        refines = cfg.refine if len(net.refines) > 1 else ["none"]
+        refines = ["none"] if net.role.one_pass else cfg.refine
         for size, refine, prec, cl, comp in itertools.product(cfg.sizes, refines, cfg.precision,
                                                               cfg.channels_last, cfg.compile):
             h, w = _hw(size)
             row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp)
             p.rows.append(row)
-            passes = 1 if len(net.refines) == 1 else REFINEMENTS[refine].passes(
+            passes = 1 if net.role.one_pass else REFINEMENTS[refine].passes(
                 SimpleNamespace(refine=refine, r3_t=8))
             calls = 1 if h * w >= 4_000_000 else cfg.warmup + cfg.runs     # a big frame warms up on one tile
             rate = 5000.0 if device.type != "cpu" else _ROUGH_GMACS.get(("cpu", row.precision), 60.0)

@@ -15,13 +15,20 @@ from typing import Protocol
 
 import numpy as np
 
-from ..config import DenoiseConfig, InferenceConfig
-from ..core import images
-from ..core.denoisers import auto_active, build_denoiser, count_paths, denoise_image
-from ..core.device import is_oom
-from ..core.inference import Denoiser
-from ..core.memory import denoise_need
-from ..errors import ConfigError, InputError, OutputError, SdapError
+from ..config import DenoiseConfig
+from ..errors import ConfigError, InputError, OutOfMemory, OutputError, SdapError, first_line
+from ..inference.denoiser import Denoiser
+from ..inference.denoisers import (
+    auto_active,
+    build_denoiser,
+    choose_weights,
+    count_paths,
+    denoise_image,
+    inference_device,
+)
+from ..inference.memory import denoise_fits
+from ..io import images
+from ..training.adapt import adapt_weights
 
 STDIO = "-"
 
@@ -45,7 +52,7 @@ class FileResult:
     error: str | None = None
     seconds: float = 0.0
     megapixels: float = 0.0
-    noise: dict | None = None       # --auto: {'path', 'sigma', 'rho1', 'rho2'} (core/adaptive.py)
+    noise: dict | None = None       # --auto: {'path', 'sigma', 'rho1', 'rho2'} (inference/adaptive.py)
     network: dict | None = None     # what ran: {'model', 'weights', 'pd', 'refine', 'strength'[, 'blend']}
 
 
@@ -186,7 +193,7 @@ def plan_outputs(jobs: list[Job], cfg: DenoiseConfig) -> None:
     """Fill ``job.output`` (or ``job.error`` / ``job.skip_reason``) for every job."""
     out = cfg.output
     single_file = (out is not None and out != STDIO and len(jobs) == 1 and not Path(out).is_dir()
-                   and Path(out).suffix.lower() in images.IMAGE_SUFFIXES)
+                   and Path(out).suffix.lower() in images.READ_SUFFIXES - images.RAW_SUFFIXES)
     suffix = cfg.suffix if cfg.suffix is not None else ("_denoised" if out is None else "")
     claimed: dict[str, str] = {}
     for job in jobs:
@@ -234,20 +241,15 @@ def _output_format(job: Job, cfg: DenoiseConfig, source_format: str) -> str:
 def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
     """Read one input, denoise it (:func:`denoise_image`) and write its output atomically."""
     t0 = time.perf_counter()
-    img = images.read_image(job.source, need=denoise_need)
+    img = images.read_image(job.source, fits=denoise_fits)
     on_tile = progress.tile if progress is not None else None
     try:
         # samples in, samples out, converted tile by tile: about twice the decoded image in all
         rgb, noise, network = denoise_image(den, img.colour, cfg.inference, on_tile, out=img.output_buffer())
-        mp = img.height * img.width / 1e6
-        img.release()               # the input pixels are not needed to write the output: free them first
-    except MemoryError:
-        raise SdapError(f"{job.source}: out of memory while denoising ({img.width}x{img.height} pixels)") from None
-    except Exception as e:                                  # noqa: BLE001
-        if is_oom(e):
-            raise SdapError(f"{job.source}: out of memory even at the smallest tile; try --device cpu "
-                            f"or --precision bf16") from None
-        raise
+    except OutOfMemory as e:
+        raise OutOfMemory(f"{job.source}: {e}") from None
+    mp = img.height * img.width / 1e6
+    img.release()                   # the input pixels are not needed to write the output: free them first
     fmt = _output_format(job, cfg, img.format)
     if job.output != STDIO:
         parent = Path(job.output).parent
@@ -270,8 +272,7 @@ def _run_job(den: Denoiser | None, job: Job, cfg: DenoiseConfig, progress: Progr
     except SdapError as e:
         return FileResult(job.source, job.output, "failed", str(e))
     except Exception as e:                           # noqa: BLE001 - the batch goes on
-        msg = str(e).splitlines()[0][:200] if str(e) else ""
-        return FileResult(job.source, job.output, "failed", f"{job.source}: {type(e).__name__}: {msg}")
+        return FileResult(job.source, job.output, "failed", f"{job.source}: {type(e).__name__}: {first_line(e)}")
 
 
 def _adapt_images(runnable: list[Job]) -> list[np.ndarray]:
@@ -311,9 +312,12 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     runnable = [j for j in jobs if j.error is None and j.skip_reason is None]
     den = None
     if runnable:
-        den, loaded = build_denoiser(cfg.weights, cfg.inference,
-                                     adapt_images=_adapt_images(runnable) if cfg.inference.adapt else None,
-                                     save_adapted=cfg.save_adapted, on_adapt=getattr(progress, "adapt", None))
+        device = inference_device(cfg.inference)
+        loaded = choose_weights(cfg.weights, cfg.inference, device)
+        if cfg.inference.adapt:
+            adapt_weights(loaded, cfg.inference, _adapt_images(runnable), device, cfg.save_adapted,
+                          on_step=getattr(progress, "adapt", None))
+        den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
         result.device, result.precision = str(den.device), den.precision
         result.auto = auto_active(cfg.inference)
         result.network = None if result.auto else den.describe()

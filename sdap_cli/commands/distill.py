@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..config import DistillConfig
-from ..core.distill import distill
-from ..core.loop import TrainResult
+from ..training.distill import distill
+from ..training.loop import TrainResult
 
 
 def run(cfg: DistillConfig, *, resume: bool = False, on_teacher=None, on_step=None,
         on_validate=None) -> TrainResult:
-    """Distil (or resume) as ``cfg`` says; see ``core.distill.distill``."""
+    """Distil (or resume) as ``cfg`` says; see ``training.distill.distill``."""
     return distill(cfg, resume=resume, on_teacher=on_teacher, on_step=on_step, on_validate=on_validate)

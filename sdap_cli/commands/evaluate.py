@@ -5,9 +5,9 @@ Data flows one way: a list of samples (name + lazy loaders) -> denoise or read t
 the source's bit depth (as a saved output would be) -> metrics -> rows, outputs, figure, submission.
 One bad sample becomes a failed row with a one-line reason; the rest go on.
 
-Where the pieces live: the samples and their pairing rule in ``core.evalsets`` / ``core.datasets``
-(``pair_key``), the figure in ``core.figures``, the denoiser in ``core.denoisers`` (as `sdap denoise`
-builds it), submissions in ``core.submissions``. This module runs the steps and collects the rows.
+Where the pieces live: the samples and their pairing rule in ``evaluation.evalsets`` / ``training.datasets``
+(``pair_key``), the figure in ``evaluation.figures``, the denoiser in ``inference.denoisers`` (as `sdap denoise`
+builds it), submissions in ``evaluation.submissions``. This module runs the steps and collects the rows.
 """
 
 from __future__ import annotations
@@ -24,20 +24,27 @@ from typing import Protocol
 import numpy as np
 
 from ..config import EvalConfig, InferenceConfig
-from ..core import images
-from ..core.atomic import make_parent
-from ..core.datasets import pair_key
-from ..core.denoisers import auto_active, build_denoiser, count_paths, denoise_image
-from ..core.device import is_oom
-from ..core.evalsets import Sample, dnd_samples, eval_samples
-from ..core.figures import crop, make_figure
-from ..core.images import as_float, png_like
-from ..core.inference import Denoiser
-from ..core.metrics import psnr_ssim, to_uint8
-from ..core.submissions import write_dnd_bundle, write_sidd_kaggle_csv
-from ..errors import ConfigError, OutputError, SdapError
+from ..errors import ConfigError, OutOfMemory, OutputError, SdapError, first_line
+from ..evaluation.evalsets import Sample, dnd_samples, eval_samples
+from ..evaluation.figures import crop, make_figure
+from ..evaluation.metrics import psnr_ssim, to_uint8
+from ..evaluation.submissions import write_dnd_bundle, write_sidd_kaggle_csv
+from ..inference.denoiser import Denoiser
+from ..inference.denoisers import (
+    auto_active,
+    build_denoiser,
+    choose_weights,
+    count_paths,
+    denoise_image,
+    inference_device,
+)
+from ..io import images
+from ..io.atomic import make_parent
+from ..io.folders import pair_key
+from ..io.images import as_float, png_like
+from ..training.adapt import adapt_weights
 
-__all__ = ["run", "Row", "EvalResult", "Sample", "pair_key", "build_denoiser_for", "denoise_sample", "METRICS",
+__all__ = ["run", "Row", "EvalResult", "Sample", "pair_key", "denoise_sample", "METRICS",
            "CONVENTION_NOTES"]
 
 NETWORK_KEYS = ("model", "weights", "pd", "refine", "strength", "blend")
@@ -63,7 +70,7 @@ class Row:
     seconds: float = 0.0
     output: str | None = None
     error: str | None = None
-    path: str | None = None             # --auto: the path taken and the measured noise (core/adaptive.py)
+    path: str | None = None             # --auto: the path taken and the measured noise (inference/adaptive.py)
     sigma: float | None = None
     rho1: float | None = None
     rho2: float | None = None
@@ -146,12 +153,6 @@ class Progress(Protocol):
 
 # ----------------------------------------------------------------------------------------- denoise
 
-def build_denoiser_for(weights: Path | None, inference: InferenceConfig, adapt_images: list | None = None):
-    """A :class:`Denoiser` and its loaded weights, exactly as `sdap denoise` builds them (``--adapt``:
-    fine-tuned on ``adapt_images`` first)."""
-    return build_denoiser(weights, inference, adapt_images=adapt_images)
-
-
 class _Fatal(SdapError):
     """Stops the whole run (not just one sample)."""
 
@@ -163,11 +164,8 @@ def denoise_sample(den: Denoiser, noisy: np.ndarray, inf: InferenceConfig, on_ti
     try:                            # 8-bit samples in, 8-bit out (rounded per tile, as to_uint8 rounds)
         buf = np.empty_like(noisy) if noisy.dtype == np.uint8 else None
         out, noise, network = denoise_image(den, noisy, inf, on_tile, out=buf)
-    except Exception as e:                                  # noqa: BLE001
-        if is_oom(e):
-            raise _Fatal("out of memory even at the smallest tile; try --device cpu or --precision bf16") \
-                from None
-        raise
+    except OutOfMemory as e:        # the next image would not fit either: stop the run
+        raise _Fatal(str(e)) from None
     return (to_uint8(out) if noisy.dtype == np.uint8 else out), noise, network
 
 
@@ -233,9 +231,11 @@ def _load_samples(cfg: EvalConfig, result: EvalResult):
 
 def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
     """The denoiser (``--adapt``: fine-tuned on the noisy samples first); its facts go to ``result``."""
-    adapt_images = [as_float(s.noisy()) for s in samples if s.noisy is not None] if cfg.inference.adapt \
-        else None
-    den, loaded = build_denoiser_for(cfg.weights, cfg.inference, adapt_images)
+    device = inference_device(cfg.inference)
+    loaded = choose_weights(cfg.weights, cfg.inference, device)
+    if cfg.inference.adapt:
+        adapt_weights(loaded, cfg.inference, [as_float(s.noisy()) for s in samples if s.noisy is not None], device)
+    den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
     result.device, result.precision = str(den.device), den.precision
     result.auto = auto_active(cfg.inference)
     result.network = None if result.auto else den.describe()
@@ -269,10 +269,9 @@ def _evaluate_sample(s: Sample, den: Denoiser | None, cfg: EvalConfig, progress:
     except SdapError as e:
         row.error = str(e)
     except (ValueError, OSError) as e:
-        row.error = f"{s.name}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+        row.error = f"{s.name}: {first_line(e)}"
     except Exception as e:                                  # noqa: BLE001 - the run goes on
-        msg = str(e).splitlines()[0][:200] if str(e) else ""
-        row.error = f"{s.name}: {type(e).__name__}: {msg}"
+        row.error = f"{s.name}: {type(e).__name__}: {first_line(e)}"
     return row, (out, noisy, clean)
 
 

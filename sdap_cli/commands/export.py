@@ -1,7 +1,7 @@
 """`sdap export`: write a network with its whole inference pipeline as ONNX (.onnx) or TorchScript (.pt).
 
-The weights are chosen as `sdap denoise` chooses them (``core.denoisers.choose_weights``: ``--weights``
-checked against ``--model``, else the shipped network ``--model`` names); ``core.export`` builds the graph
+The weights are chosen as `sdap denoise` chooses them (``inference.denoisers.choose_weights``: ``--weights``
+checked against ``--model``, else the shipped network ``--model`` names); ``inference.export`` builds the graph
 (pad, PD-2 + E for the teacher or one pass for the student, crop, clamp). With ``check`` the written file
 is run once on an odd-sized image (ONNX in onnxruntime when it is installed, TorchScript with
 ``torch.jit.load``) and its largest difference to the torch pipeline is reported.
@@ -16,11 +16,18 @@ from pathlib import Path
 import torch
 
 from ..config import ExportConfig, InferenceConfig
-from ..core.atomic import make_parent
-from ..core.denoisers import choose_weights
-from ..core.export import (DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, ExportPipeline, export_onnx, export_torchscript,
-                           min_side)
-from ..errors import ConfigError, OutputError, SdapError
+from ..errors import OutputError, SdapError
+from ..inference.denoisers import choose_weights
+from ..inference.export import (
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ExportPipeline,
+    export_onnx,
+    export_torchscript,
+    min_side,
+)
+from ..io.atomic import make_parent
 
 ONNX_HINT = "pip install onnx onnxruntime"
 
@@ -85,7 +92,7 @@ def run(cfg: ExportConfig) -> ExportResult:
         raise OutputError(f"{cfg.output}: cannot write ({e.strerror or e})") from None
     pipe = ExportPipeline(model, loaded.input_scale)
     diff = _self_check(cfg.output, fmt, pipe) if cfg.check else None
-    return ExportResult(cfg.output, fmt, model.role, loaded.path, INPUT_NAME, OUTPUT_NAME,
+    return ExportResult(cfg.output, fmt, model.role.name, loaded.path, INPUT_NAME, OUTPUT_NAME,
                         cfg.opset if fmt == "onnx" else None, min_side(model), cfg.output.stat().st_size, diff)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..config import TrainConfig
-from ..core.trainer import TrainResult, train
+from ..training.trainer import TrainResult, train
 
 
 def run(cfg: TrainConfig, *, resume: bool = False, on_step=None, on_validate=None) -> TrainResult:
-    """Train (or resume, from ``cfg.out``/state.pt) as ``cfg`` says; see ``core.trainer.train``."""
+    """Train (or resume, from ``cfg.out``/state.pt) as ``cfg`` says; see ``training.trainer.train``."""
     return train(cfg, resume=resume, on_step=on_step, on_validate=on_validate)

@@ -1,1 +1,0 @@
-"""The library: SDAP's network, sampler, loss and inference, plus I/O. Imports neither typer nor rich."""

@@ -1,0 +1,176 @@
+r"""Adaptive denoising: measure each image's noise (:mod:`.noise`), pick the path that suits it, and
+never return less than the noise warrants removing.
+
+Paths, decided per image from the :class:`~.noise.NoiseEstimate`:
+
+* ``heavy``: noise correlated between neighbours but (nearly) independent 2 pixels apart
+  (:math:`\rho_1 \ge` ``RHO1_WHITE`` and :math:`\rho_2 <` ``RHO2_PD2``), the noise PD-2 was made for
+  (phone and most camera sRGB noise): the default network (the student on CPU, the teacher with
+  PD-2 + E on CUDA), as it is from ``SIGMA_HEAVY`` up; below that level it smooths away detail the
+  noise does not hide, so its output is Wiener-blended (below) with a weight that grows from 0 at
+  ``SIGMA_HEAVY`` to 1 at half of it.
+* ``light``: white noise (:math:`\rho_1 <` ``RHO1_WHITE``: PD-2 only costs detail), or noise still
+  correlated after PD-2 (:math:`\rho_2 \ge` ``RHO2_PD2``: no blind spot separates it from texture),
+  which is also how light noise on textured photos reads: the teacher with PD-1 and no refinement,
+  then the residual Wiener blend below.
+* ``clean``: :math:`\sigma <` ``SIGMA_CLEAN``: the input, untouched.
+
+An image too small to measure (under 32 pixels on a side) takes the heavy path, today's default.
+
+Residual Wiener blend. The residual :math:`r = y - \hat x` is noise :math:`n` plus detail :math:`d` the
+network removed. The MSE-optimal estimate of :math:`d` from :math:`r` keeps the fraction
+:math:`E[d^2] / E[r^2]`, so
+
+.. math::
+    x = y - w \odot r, \qquad w = \min\left(1, \frac{\beta\,\sigma^2(\hat x)}{\overline{r^2}}\right)
+
+with :math:`\sigma^2(\hat x)` the measured noise level function at each pixel's brightness and
+:math:`\overline{r^2}` the channel-mean of :math:`r^2` over a ``WINDOW`` x ``WINDOW`` box. Where the
+network removed only noise, :math:`w \approx 1`; where it removed texture, :math:`w < 1` puts it back;
+on a clean image :math:`\sigma \approx 0` and the input comes back. :math:`\beta` = 1.5 undoes the
+lower-envelope estimator's under-read of the variance (its level reads 18-30 % low in std on the
+shared phone pairs, so the variance 1/(1 - 0.2)^2 = 1.56 low).
+
+The blend runs on each tile as it is denoised (``blend_step``), the tiles overlapping by the box's
+half-width more, so it gives the result of blending the whole image (tiled == whole image still
+holds) and its memory stays a few bytes per pixel of one tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..io.samples import copy_samples
+from .noise import NoiseEstimate, measure_noise
+
+__all__ = ["PATHS", "choose_path", "wiener_blend", "blend_step", "heavy_blend_weight", "AdaptiveDenoiser", "Decision",
+           "RHO1_WHITE", "RHO2_PD2", "SIGMA_CLEAN", "SIGMA_HEAVY", "BETA", "WINDOW"]
+
+PATHS = ("heavy", "light", "clean")
+# white noise reads |rho1| <= 0.15 at sigma >= 5 on the shared clean images (benchmarks/noise_measure.py
+# --synthetic); real sRGB camera noise reads 0.35-0.45 (SIDD) and 0.6-0.8 (CC15)
+RHO1_WHITE = 0.2
+# PD-2 leaves rho2: the SIDD phone pairs read <= 0.05 (truth <= 0.08); 3x3-blurred white noise, whose
+# correlation reaches 2 pixels, reads 0.2-0.45 (truth 0.33); so is CC15's DSLR noise (truth 0.18-0.44)
+RHO2_PD2 = 0.12
+# twice the std of 8-bit quantisation (1 / sqrt(12) DN): below it there is nothing to remove
+SIGMA_CLEAN = 0.6
+# On the shared SIDD phone pairs (measured sigma 7.6-31) the blend costs 0.1-4 dB: a fraction 1 - w of
+# heavy noise left behind outweighs the detail put back. On the same kind of noise at a level of 3
+# (white noise through a [0.25, 1, 0.25]^2 kernel: rho1 0.44, rho2 0.05, added to the shared clean
+# images) the plain student is 4.5 dB *below* the input and the blend puts back 4.3 dB. 8 is just above
+# the lowest phone level measured; the ramp ends at 4, where that synthetic noise reads 3-5.
+SIGMA_HEAVY = 8.0
+BETA = 1.5
+WINDOW = 7
+
+
+def choose_path(est: NoiseEstimate) -> str:
+    """'clean', 'heavy' or 'light' for a measured image (module docstring)."""
+    if est.pixels == 0:
+        return "heavy"
+    if est.sigma < SIGMA_CLEAN:
+        return "clean"
+    if est.rho1 >= RHO1_WHITE and est.rho2 < RHO2_PD2:
+        return "heavy"
+    return "light"
+
+
+def heavy_blend_weight(est: NoiseEstimate) -> float:
+    """How much of the Wiener blend the heavy path gets: 1 up to SIGMA_HEAVY / 2, 0 from SIGMA_HEAVY
+    (and 0 for an image too small to measure)."""
+    if est.pixels == 0:
+        return 0.0
+    return float(np.clip((SIGMA_HEAVY - est.sigma) / (SIGMA_HEAVY / 2), 0.0, 1.0))
+
+
+def wiener_blend(y: np.ndarray, x_hat: np.ndarray, var: np.ndarray, beta: float = BETA,
+                 window: int = WINDOW, amount: float = 1.0) -> np.ndarray:
+    r"""Residual Wiener blend :math:`y - w\,(y - \hat x)`, :math:`w = 1 - a\,(1 - \min(1,
+    \beta\sigma^2 / \overline{r^2}))`.
+
+    Args:
+        y, x_hat: ``(H, W, C)`` float images in [0, 1] (noisy input and network output).
+        var: ``(H, W, 1)`` noise variance on the [0, 1] scale (:meth:`NoiseEstimate.sigma_map`).
+        amount: a in [0, 1]; 1 is the plain Wiener blend, 0 returns ``x_hat``.
+
+    Returns:
+        float32 ``(H, W, C)`` in [0, 1].
+
+    Example:
+        >>> y = np.full((8, 8, 3), 0.5, np.float32)
+        >>> float(wiener_blend(y, y * 0 + 0.4, np.zeros((8, 8, 1), np.float32)).max())
+        0.5
+    """
+    r = np.subtract(y, x_hat, dtype=np.float32)
+    energy = cv2.blur(np.square(r).mean(-1), (window, window), borderType=cv2.BORDER_REFLECT)[..., None]
+    w = np.minimum(1.0, beta * var / np.maximum(energy, 1e-12)).astype(np.float32)
+    if amount != 1.0:
+        w = 1.0 - amount * (1.0 - w)
+    return np.clip(y - w * r, 0.0, 1.0).astype(np.float32)
+
+
+def blend_step(est: NoiseEstimate, amount: float = 1.0) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The blend as a per-tile step of ``Denoiser.denoise`` (``post``, with ``post_halo = WINDOW // 2``):
+    ``(y, x_hat) -> wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)``."""
+    return lambda y, x_hat: wiener_blend(y, x_hat, est.sigma_map(x_hat), amount=amount)
+
+
+@dataclass
+class Decision:
+    """The path taken for one image, the measurement behind it and what ran (``network``: the
+    denoiser's ``describe()`` plus ``blend``, the Wiener blend's amount in [0, 1]; None on the clean path)."""
+
+    path: str
+    noise: NoiseEstimate
+    network: dict | None = None
+
+    def to_dict(self) -> dict:
+        """``{'path', 'sigma', 'rho1', 'rho2'}``: the path and the measured noise."""
+        return {"path": self.path, **self.noise.to_dict()}
+
+
+class AdaptiveDenoiser:
+    """Measure, choose a path, denoise. ``heavy`` and ``light`` are denoisers with a
+    ``denoise(image, tile=, overlap=, on_tile=)`` method (``inference.Denoiser``); ``light`` should be
+    a blind-spot teacher at PD-1 without refinement.
+
+    Example:
+        >>> class Same:
+        ...     def denoise(self, image, **kw): return image.copy()
+        >>> AdaptiveDenoiser(Same(), Same()).denoise(np.zeros((40, 40, 3), np.float32))[1].path
+        'clean'
+    """
+
+    def __init__(self, heavy, light):
+        self.heavy, self.light = heavy, light
+
+    # where the networks run (the same for both paths); what ran is reported per image (Decision.network)
+    device = property(lambda self: self.heavy.device)
+    precision = property(lambda self: self.heavy.precision)
+
+    def decide(self, image: np.ndarray) -> Decision:
+        est = measure_noise(image)
+        return Decision(choose_path(est), est)
+
+    def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
+                on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None
+                ) -> tuple[np.ndarray, Decision]:
+        """Denoise an ``(H, W, 3)`` image (any sample type, as ``Denoiser.denoise``); returns the result
+        (``out`` filled, else float32 in [0, 1]) and the decision."""
+        decision = self.decide(image)
+        if decision.path == "clean":
+            return copy_samples(image, out), decision
+        if decision.path == "heavy":
+            den, amount = self.heavy, heavy_blend_weight(decision.noise)
+        else:
+            den, amount = self.light, 1.0
+        post = blend_step(decision.noise, amount) if amount else None
+        decision.network = {**den.describe(), "blend": round(float(amount), 4)}
+        x = den.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile, out=out, post=post,
+                        post_halo=WINDOW // 2 if post else 0)
+        return x, decision

@@ -1,0 +1,385 @@
+r"""SDAP inference: PD-2 blind-spot denoising, the E refinement (SDAP) or R3 (AP-BSN), and tiling.
+
+Passes, on an image :math:`y` in [0, 1] padded (reflect) to a multiple of the PD factor f:
+
+* ``none``: :math:`\hat x = \mathrm{PD}_f^{-1}(f_\theta(\mathrm{PD}_f(y)))`
+* ``e`` (SDAP(E), "denoise twice"): :math:`\hat x_E = f_\theta(\hat x)`, a second full-resolution pass
+  (SDAP ``test.py``).
+* ``r3`` (AP-BSN's random-replacing refinement): for t = 1..T, replace a random fraction p of
+  :math:`\hat x` by :math:`y`, run :math:`f_\theta` at full resolution (reflect-padded by 2), and average
+  the T results.
+
+The refinement modes live in one table, ``refine.REFINEMENTS`` (margin, passes, function).
+
+Tiling: tiles overlap by a margin of at least the pipeline's receptive radius
+(``tile_margin``) and start on multiples of f (and of the network's alignment), so each tile's core is computed exactly as in
+the whole image; cores are stitched without blending, and the tiled result equals the whole-image
+result (up to float summation order). R3's random masks come from a counter-based hash of the
+absolute pixel coordinates, so they too are identical tiled or not.
+
+Output: float32 in [0, 1], shape as the input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..io.samples import from_unit, to_unit
+from ..method.dbsnl import DBSNl, receptive_radius  # noqa: F401 - DBSNl: the doctests
+from ..method.pd import pd_down, pd_up
+from ..method.refine import REFINEMENTS, r3_mask
+from ..method.student import StudentUNet  # noqa: F401 - the doctests
+from .device import DTYPES, is_oom, pick_device, pick_precision
+from .memory import TILE_BUDGET, available_memory
+
+__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_margin", "tile_boxes",
+           "r3_mask", "pick_device", "pick_precision", "is_oom", "auto_tile"]
+
+def tile_margin(radius: int, pd: int, refine: str, align: int) -> int:
+    r"""Context a tile needs on each side: :math:`r f` for the PD-f pass plus the refinement's margin
+    (``refine.REFINEMENTS``: 0 for none, :math:`r` for E, :math:`r + 2` for R3; r = the network's
+    receptive radius), rounded up to a multiple of the tile alignment.
+
+    Example:
+        >>> tile_margin(29, 2, "none", 2), tile_margin(29, 2, "e", 2)
+        (58, 88)
+    """
+    m = radius * pd + REFINEMENTS[refine].margin(radius)
+    return int(math.ceil(m / align) * align)
+
+
+def required_margin(num_module: int, pd: int, refine: str) -> int:
+    r""":func:`tile_margin` of a DBSNl with ``num_module`` blocks per branch (tiles aligned to f).
+
+    Example:
+        >>> required_margin(9, 2, "none"), required_margin(9, 2, "e")
+        (58, 88)
+    """
+    return tile_margin(receptive_radius(num_module), pd, refine, pd)
+
+
+def tile_boxes(h: int, w: int, tile: int, margin: int, f: int) -> list[tuple[tuple[int, int, int, int],
+                                                                          tuple[int, int, int, int]]]:
+    """Cover an (h, w) image (multiples of f) with tiles of side <= ``tile``, all of one shape.
+
+    Returns ``[(tile_box, core_box), ...]`` with boxes ``(y0, y1, x0, x1)``; cores partition the image,
+    each tile holds its core grown by ``margin`` (clipped to the image) and all corners are multiples of
+    f. Along each axis the image is split into the fewest cores that fit (``ceil(n / (tile - 2 margin))``)
+    of equal size (up to rounding to f), and every tile is ``core + 2 margin`` long: tiles at the border
+    slide inwards instead of shrinking. So compiled graphs, CUDA graphs and cuDNN's autotuner see one
+    input shape per image, at the cost of one margin of extra work per border tile.
+
+    Example:
+        >>> len(tile_boxes(100, 100, 100, 10, 2)), len(tile_boxes(100, 100, 60, 10, 2))
+        (1, 9)
+        >>> {(t[1] - t[0], t[3] - t[2]) for t, _ in tile_boxes(100, 90, 60, 10, 2)}
+        {(54, 50)}
+    """
+    if h <= tile and w <= tile:
+        return [((0, h, 0, w), (0, h, 0, w))]
+    core_max = (tile - 2 * margin) // f * f
+    if core_max < f:
+        raise ValueError(f"tile {tile} is too small for the overlap {margin}: need tile > {2 * margin + f}")
+
+    def split(n: int) -> tuple[int, int]:               # (core, tile length) along one axis
+        if n <= tile:
+            return n, n
+        parts = -(-n // core_max)
+        core = -(-n // (parts * f)) * f
+        return core, min(core + 2 * margin, n)
+
+    (core_y, th), (core_x, tw) = split(h), split(w)
+    boxes = []
+    for cy in range(0, h, core_y):
+        for cx in range(0, w, core_x):
+            cb = (cy, min(cy + core_y, h), cx, min(cx + core_x, w))
+            y0 = min(max(cy - margin, 0), h - th)
+            x0 = min(max(cx - margin, 0), w - tw)
+            boxes.append(((y0, y0 + th, x0, x0 + tw), cb))
+    return boxes
+
+
+def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` for inference, one graph per input shape (``dynamic=False``; tiles share a shape).
+
+    On CPU, inductor's *freezing* folds the weights into constants and fuses conv + ReLU and conv + add
+    into oneDNN kernels; on CUDA, mode ``reduce-overhead`` also records a CUDA graph per tile shape.
+    The first call per shape compiles (seconds to a minute); it pays off on large images and batches
+    of one size. The weights must not change afterwards (``--adapt`` runs before this).
+    """
+    if device.type == "cuda":
+        return torch.compile(model, mode="reduce-overhead", dynamic=False)
+    return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
+def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int) -> np.ndarray:
+    """Rows y0:y1 and columns x0:x1 of ``image`` padded at the bottom/right to a multiple of f, as
+    ``pd.pad_to_multiple`` pads the whole image (reflect; replicate where a side is too short to
+    reflect), without padding, copying or converting the rest of it.
+
+    Example:
+        >>> padded_window(np.arange(10).reshape(5, 2, 1), 2, 6, 0, 2, 2)[:, 0, 0].tolist()
+        [4, 6, 8, 6]
+    """
+    h, w = image.shape[:2]
+    ph, pw = (-h) % f, (-w) % f
+    if y1 <= h and x1 <= w:
+        return image[y0:y1, x0:x1]
+    reflect = not (h < 2 or w < 2 or ph >= h or pw >= w)
+
+    def index(a: int, b: int, n: int) -> np.ndarray:
+        i = np.arange(a, b)
+        return np.where(i < n, i, 2 * (n - 1) - i if reflect else n - 1)
+
+    return image[index(y0, y1, h)[:, None], index(x0, x1, w)[None, :]]
+
+
+def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
+    """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half the
+    free GPU memory on CUDA; on CPU a quarter of the memory this process can still use
+    (``memory.available_memory``), at most ``memory.TILE_BUDGET`` (1 GiB, which keeps a 24 MP photo under
+    2 GiB of RSS at a few percent of extra overlap work). Clamped to [max(256, 2*margin + 64), 2048] and
+    rounded to a multiple of f."""
+    if device.type == "cuda":
+        budget = torch.cuda.mem_get_info(device)[0] / 2
+    else:
+        free = available_memory()
+        budget = min((free if free is not None else 8 << 30) / 4, TILE_BUDGET)
+    side = int(math.sqrt(budget / bytes_per_pixel))
+    lo = max(256, 2 * margin + 64)
+    side = max(lo, min(side, 2048))
+    return side // f * f
+
+
+@dataclass
+class Denoiser:
+    r"""A loaded network ready to denoise whole images: PD-f pass, a refinement, exact tiling.
+
+    The network answers for itself (``dbsnl.DBSNl``, ``student.StudentUNet``): its receptive radius,
+    tile alignment, activation memory, and which refinements and PD factors it supports. A blind-spot
+    teacher runs PD-f plus ``refine``; a one-pass student supports only PD 1 and 'none', so the same
+    code makes its single pass.
+
+    Args:
+        model: the network (any width/depth).
+        input_scale: the network sees ``x * input_scale`` (1 for SDAP weights, 255 for AP-BSN's).
+        refine: 'none', 'e' or 'r3' (``refine.REFINEMENTS``), among ``model.role.refines``.
+        pd: PD factor at inference (2 in SDAP and AP-BSN), among ``model.role.pd_factors``.
+        r3_t, r3_p, seed: R3 rounds, replacement probability and seed.
+        device: torch device; precision: 'fp32', 'bf16' or 'fp16'; channels_last: NHWC activations
+            (faster with oneDNN and cuDNN).
+        compile: run the network through :func:`compile_network`.
+        strength: s in [0, 1]; the result is :math:`y + s\,(\hat x - y)` (1: the network's output, 0: the
+            input). Below 1 it keeps detail the network smooths away on light noise.
+
+    Example:
+        >>> d = Denoiser(DBSNl(base_ch=8, num_module=1), refine="none")
+        >>> d.denoise(np.zeros((9, 7, 3), np.float32)).shape
+        (9, 7, 3)
+    """
+
+    model: torch.nn.Module
+    input_scale: float = 1.0
+    refine: str = "e"
+    pd: int = 2
+    r3_t: int = 8
+    r3_p: float = 0.16
+    seed: int = 0
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+    channels_last: bool = True
+    compile: bool = False
+    strength: float = 1.0
+    weights: str = ""
+    """The weights file, for reports (:meth:`describe`)."""
+
+    def __post_init__(self) -> None:
+        role = self.model.role
+        refines = role.refines
+        if self.refine not in refines:
+            if len(refines) == 1:
+                raise ValueError(f"the {role} makes one pass: refine must be {refines[0]!r} "
+                                 f"(got {self.refine!r})")
+            raise ValueError(f"refine must be one of {refines}, got {self.refine!r}")
+        if self.pd not in role.pd_factors:
+            raise ValueError(f"pd must be one of {role.pd_factors} for the {role}, got {self.pd}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength}")
+        self.dtype = DTYPES[self.precision]
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = self.model.eval().to(self.device, self.dtype).to(memory_format=self.memory_format)
+        for name in self.model.precise_layers:          # the output stays float32 (16-bit and float files)
+            self.model.get_submodule(name).float()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.network = compile_network(self.model, self.device) if self.compile else self.model
+
+    @property
+    def align(self) -> int:
+        """Tile origins and padded sides are multiples of this: lcm(PD factor, the network's alignment)."""
+        return math.lcm(self.pd, self.model.align)
+
+    @property
+    def margin(self) -> int:
+        """Overlap each tile needs so tiled == whole image."""
+        return tile_margin(self.model.receptive_radius, self.pd, self.refine, self.align)
+
+    @property
+    def passes(self) -> int:
+        """Full-resolution network passes per image (the analytic MAC count is this x MACs per pixel)."""
+        return REFINEMENTS[self.refine].passes(self)
+
+    @property
+    def bytes_per_pixel(self) -> float:
+        """Estimated peak activation bytes per tile pixel (drives the automatic tile size)."""
+        half = 0.5 if self.precision in ("bf16", "fp16") else 1.0
+        return self.model.activation_bytes_per_pixel * half
+
+    def tile_shape(self, h: int, w: int, tile: int | None = None) -> tuple[int, int]:
+        """Shape of the tiles :meth:`denoise` feeds the network for an h x w image (all tiles share it)."""
+        a = self.align
+        hp, wp = -(-h // a) * a, -(-w // a) * a
+        if tile is None:
+            tile = auto_tile(self.device, self.bytes_per_pixel, self.margin, a)
+        (y0, y1, x0, x1), _ = tile_boxes(hp, wp, tile, self.margin, a)[0]
+        return y1 - y0, x1 - x0
+
+    def net(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass of the network on float32 ``x`` (input scale and memory format applied); float32.
+
+        The network casts its input to its body's precision itself and keeps its output layer (and a
+        residual add) in float32 (``precise_layers``), so bf16/fp16 do not round the output to 8-11 bits.
+        """
+        s = self.input_scale
+        x = x.float().contiguous(memory_format=self.memory_format)
+        out = self.network(x * s if s != 1 else x)
+        if self.compile and self.device.type == "cuda":
+            out = out.clone()       # a CUDA graph's output buffer is reused by its next replay
+        return out.float() / s if s != 1 else out.float()
+
+    def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """Denoise ``(1, C, H, W)`` on the model's device, H and W multiples of ``align``; float32, unclamped.
+
+        ``origin`` is the tile's top-left corner in the whole image (R3 masks depend on it).
+        """
+        x_hat = pd_up(self.net(pd_down(y, self.pd)), self.pd)
+        return REFINEMENTS[self.refine].apply(self, y, x_hat, origin)
+
+    @torch.inference_mode()
+    def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
+                on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None,
+                post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, post_halo: int = 0
+                ) -> np.ndarray:
+        """Denoise an ``(H, W, 3)`` image; returns ``out`` filled (by default float32 ``(H, W, 3)`` in [0, 1]).
+
+        Args:
+            image: samples of any type of ``samples.SAMPLE_TYPES`` (floats in [0, 1]; a broadcast gray
+                view is fine). Each tile is converted to float on its own (``samples.to_unit``), so
+                no float copy of the whole image is made.
+            tile: tile side in pixels (None: automatic from free memory; larger than the image: one tile).
+            overlap: margin per side (None: ``self.margin``; smaller values break tiled == whole).
+            on_tile: called as ``on_tile(done, total)`` after each tile.
+            out: ``(H, W, 1 or 3)`` array of any sample type to write the result into
+                (``samples.from_unit``; one channel: the channel mean).
+            post: ``post(y, x_hat) -> x`` on float tiles (the input and the denoised tile, both cut to
+                the image): a step that looks at most ``post_halo`` pixels around each pixel, so tiles
+                overlap by that much more and tiled == whole image still holds.
+
+        On an out-of-memory error the whole image is retried with half the tile side, down to the
+        smallest tile the margin allows; then the error propagates.
+        """
+        a = self.align
+        h0, w0 = image.shape[:2]
+        margin = self.margin if overlap is None else overlap
+        if margin % a:
+            raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {a}")
+        margin = -(-(margin + post_halo) // a) * a
+        if tile is None:
+            tile = auto_tile(self.device, self.bytes_per_pixel, margin, a)
+        if out is None:
+            out = np.empty((h0, w0, 3), np.float32)
+        while True:
+            try:
+                self._denoise_tiled(image, out, tile, margin, post, on_tile)
+                return out
+            except Exception as e:                      # noqa: BLE001 - only OOM is retried
+                smallest = 2 * margin + 2 * a
+                if not is_oom(e) or tile // 2 < smallest:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tile = max(tile // 2 // a * a, smallest)
+
+    def _denoise_tiled(self, image: np.ndarray, out: np.ndarray, tile: int, margin: int, post, on_tile) -> None:
+        h0, w0 = image.shape[:2]
+        a = self.align
+        H, W = -(-h0 // a) * a, -(-w0 // a) * a
+        boxes = tile_boxes(H, W, tile, margin, a)
+        gray = 1 if out.shape[2] == 1 else None
+        for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
+            y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, a))
+            t = torch.from_numpy(y).permute(2, 0, 1).unsqueeze(0).to(self.device)
+            d = self.denoise_tensor(t, origin=(ty0, tx0)).clamp_(0, 1)
+            vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
+            x = d[0, :, :vh, :vw].permute(1, 2, 0).cpu().numpy()
+            y = y[:vh, :vw]
+            if self.strength != 1.0:                                # y + s (x_hat - y), in place
+                x = np.ascontiguousarray(x)
+                np.subtract(x, y, out=x)
+                x *= self.strength
+                np.add(x, y, out=x)
+            if post is not None:
+                x = post(y, np.ascontiguousarray(x))
+            cy1, cx1 = min(cy1, h0), min(cx1, w0)
+            core = x[cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
+            if core.size:               # x is this tile's scratch: converted in place
+                from_unit(core, out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
+            if on_tile is not None:
+                on_tile(i + 1, len(boxes))
+
+    def describe(self) -> dict:
+        """What this denoiser runs, as reports show it: ``{'model': 'teacher' | 'student', 'weights':
+        the file, 'pd'': 1-8, 'refine': 'none' | 'e' | 'r3', 'strength': 0-1}`` (a one-pass student: PD 1,
+        refine 'none')."""
+        return {"model": self.model.role.name, "weights": self.weights, "pd": self.pd, "refine": self.refine,
+                "strength": self.strength}
+
+
+@dataclass
+class StudentDenoiser(Denoiser):
+    r"""A :class:`Denoiser` with the defaults of a one-pass network (the distilled
+    ``student.StudentUNet``): :math:`\hat x = g_\phi(y)` at full resolution, PD 1, no refinement.
+    Tiles are aligned to the network's grid (8 pixels for the student) and overlap by its receptive
+    radius, so tiled == whole image.
+
+    Example:
+        >>> d = StudentDenoiser(StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1)))
+        >>> d.denoise(np.zeros((9, 7, 3), np.float32)).shape
+        (9, 7, 3)
+    """
+
+    model: torch.nn.Module = None
+    refine: str = "none"
+    pd: int = 1
+
+
+def make_denoiser(model: torch.nn.Module, *, input_scale: float = 1.0, refine: str = "e", pd: int = 2,
+                  r3_t: int = 8, r3_p: float = 0.16, seed: int = 0, device: torch.device = torch.device("cpu"),
+                  precision: str = "fp32", channels_last: bool = True, compile: bool = False,
+                  strength: float = 1.0, weights: str = "") -> Denoiser:
+    """A Denoiser for a network that takes PD and a refinement (a DBSNl teacher), or a StudentDenoiser
+    for a one-pass network (a student: the PD and refinement arguments do not apply and are ignored).
+    ``weights``: the file it came from, for reports."""
+    if model.role.one_pass:
+        return StudentDenoiser(model, input_scale=input_scale, device=device, precision=precision,
+                               channels_last=channels_last, compile=compile, strength=strength, weights=weights)
+    return Denoiser(model, input_scale=input_scale, refine=refine, pd=pd, r3_t=r3_t, r3_p=r3_p, seed=seed,
+                    device=device, precision=precision, channels_last=channels_last, compile=compile,
+                    strength=strength, weights=weights)

@@ -1,0 +1,133 @@
+"""Build the :class:`~sdap_cli.inference.denoiser.Denoiser` a command asks for, from its InferenceConfig.
+
+One rule for `sdap denoise` and `sdap evaluate`: choose the weights (``--weights``, else the shipped
+network ``--model`` picks), optionally adapt them to the images first (``--adapt``), then wrap them
+with the device, precision, PD factor, refinement and strength of the config. With ``--auto`` (the
+default, unless an option in ``FIXED_OPTIONS`` was given) that Denoiser is the heavy path of an
+:class:`~sdap_cli.inference.adaptive.AdaptiveDenoiser`, whose light path is a teacher at PD-1 without
+refinement: the same network when it is a teacher, else the shipped teacher (or, for a student passed
+with ``--weights``, that student).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import InferenceConfig
+from ..errors import ConfigError, OutOfMemory
+from .adaptive import AdaptiveDenoiser
+from .checkpoints import LoadedWeights, load_weights, shipped_student_path
+from .denoiser import Denoiser, make_denoiser
+from .device import choose_device, is_oom, pick_precision
+
+__all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "choose_weights", "build_denoiser",
+           "denoise_image", "count_paths", "inference_device", "light_path_denoiser"]
+
+TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
+# options that choose the path themselves: given on the command line, they switch --auto off
+FIXED_OPTIONS = TEACHER_OPTIONS + ("strength", "model")
+
+
+def auto_active(inf: InferenceConfig) -> bool:
+    """--auto is on and no option of FIXED_OPTIONS was given (``--model auto`` does not count)."""
+    given = [o for o in FIXED_OPTIONS if o in inf.model_fields_set]
+    return inf.auto and all(o == "model" and inf.model == "auto" for o in given)
+
+
+def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
+    """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
+
+    'auto' without a weights file: the shipped student on CPU/MPS if there is one, unless a teacher
+    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher on CUDA and otherwise.
+    """
+    teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
+    if weights is None:
+        student = shipped_student_path()
+        if inf.model == "student" and student is None:
+            raise ConfigError("--model student: this installation ships no student weights; pass --weights FILE")
+        use_student = inf.model == "student" or (inf.model == "auto" and student is not None
+                                                 and device.type != "cuda" and not teacher_opts)
+        loaded = load_weights(student if use_student else None)
+    else:
+        loaded = load_weights(weights)
+    is_student = loaded.model.role.one_pass
+    if inf.model == "teacher" and is_student:
+        raise ConfigError(f"{loaded.path}: --model teacher, but this file holds a distilled student")
+    if inf.model == "student" and not is_student:
+        raise ConfigError(f"{loaded.path}: --model student, but this file holds a blind-spot teacher (DBSNl)")
+    if is_student and teacher_opts:
+        flags = ", ".join("--" + o.replace("_", "-") for o in teacher_opts)
+        raise ConfigError(f"{flags}: options of the blind-spot teacher; the student ({loaded.path.name}) makes "
+                          "one plain pass. Use --model teacher")
+    return loaded
+
+
+def inference_device(inf: InferenceConfig) -> torch.device:
+    """The device ``inf`` asks for (a one-line ConfigError when it is absent); sets the CPU thread
+    count when ``inf.threads`` is given."""
+    device = choose_device(inf.device)
+    if inf.threads:
+        torch.set_num_threads(inf.threads)
+    return device
+
+
+def light_path_denoiser(loaded: LoadedWeights, *, device: torch.device, precision: str,
+                        compile: bool = False) -> Denoiser:
+    """The light path's network: a teacher at PD-1 without refinement (the Wiener blend after it is
+    ``AdaptiveDenoiser``'s); the one rule for `sdap denoise`, `evaluate` and ``distill --targets auto``."""
+    return make_denoiser(loaded.model, input_scale=loaded.input_scale, refine="none", pd=1, device=device,
+                         precision=precision, compile=compile, weights=str(loaded.path))
+
+
+def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.device, *, given: bool = True
+                   ) -> Denoiser | AdaptiveDenoiser:
+    """Wrap loaded (and, with ``--adapt``, already adapted: ``training.adapt.adapt_weights``) weights in
+    a Denoiser (a StudentDenoiser for a one-pass student), or in an AdaptiveDenoiser when
+    :func:`auto_active`. Its light path is the teacher at PD-1 (:func:`light_path_denoiser`): the same
+    network when ``loaded`` is a teacher, else the shipped teacher, or the student itself when it was
+    ``given`` with ``--weights``."""
+    den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
+                        r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
+                        precision=pick_precision(inf.precision, device), compile=inf.compile,
+                        strength=inf.strength, weights=str(loaded.path))
+    if not auto_active(inf):
+        return den
+    if loaded.model.role.one_pass and given:
+        return AdaptiveDenoiser(den, den)
+    teacher = load_weights(None) if loaded.model.role.one_pass else loaded
+    return AdaptiveDenoiser(den, light_path_denoiser(teacher, device=device, precision=den.precision,
+                                                     compile=den.compile))
+
+
+def denoise_image(den: Denoiser | AdaptiveDenoiser, image: np.ndarray, inf: InferenceConfig, on_tile=None,
+                  out: np.ndarray | None = None) -> tuple[np.ndarray, dict | None, dict | None]:
+    """The per-image step: ``(H, W, 3)`` samples (float in [0, 1], or the file's integers) -> denoised
+    (``out`` filled, else float32), tiled as ``inf`` says; then (``--auto``) the measured noise and the
+    path taken (``{'path', 'sigma', 'rho1', 'rho2'}``, else None), and what ran (``Denoiser.describe()``,
+    plus ``blend`` under ``--auto``; None where nothing ran: the clean path)."""
+    try:
+        if isinstance(den, AdaptiveDenoiser):
+            x, decision = den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out)
+            return x, decision.to_dict(), decision.network
+        x = den.denoise(image, tile=inf.tile, overlap=inf.tile_overlap, on_tile=on_tile, out=out)
+        return x, None, den.describe()
+    except MemoryError:                                     # numpy: the whole-image buffers
+        raise OutOfMemory(f"out of memory while denoising ({image.shape[1]}x{image.shape[0]} pixels)") from None
+    except Exception as e:                                  # noqa: BLE001 - only out-of-memory is translated
+        if is_oom(e):                                       # the network's, after the tile retries
+            raise OutOfMemory("out of memory even at the smallest tile; try --device cpu or --precision bf16") \
+                from None
+        raise
+
+
+def count_paths(taken: list[tuple[str, dict | None]]) -> dict[str, int]:
+    """How many images took each --auto path, in the order clean, light, heavy (paths not taken left out).
+
+        >>> count_paths([("heavy", None), ("light", None), ("heavy", None)])
+        {'light': 1, 'heavy': 2}
+    """
+    paths = [p for p, _ in taken]
+    return {p: paths.count(p) for p in ("clean", "light", "heavy") if p in paths}

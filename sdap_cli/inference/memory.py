@@ -1,0 +1,102 @@
+r"""How much memory this process may still use, and whether an image will fit before it is decoded.
+
+Available memory is the smallest of: the kernel's ``MemAvailable``; the cgroup's limit less its usage
+(cgroup v2 ``memory.max`` / ``memory.current``, or v1 ``memory.limit_in_bytes`` / ``usage_in_bytes``),
+as in containers and batch schedulers; and ``RLIMIT_AS`` less this process's virtual size (``ulimit
+-v``). Whichever is exceeded first ends the process, so the least of them is what is left.
+
+What denoising an image needs (``sdap denoise``, see ``io/samples.py``): the decoded samples
+:math:`D = h\,w\,c\,b` (c channels of b bytes, as the file holds them), an output buffer of the same
+type (at most D), and the tile budget of ``inference.auto_tile`` plus a fixed allowance for the
+encoder and the runtime:
+
+.. math::
+    \text{need} = 2D + \min(\text{available} / 4,\ 1\ \text{GiB}) + 256\ \text{MiB}
+
+An image whose need exceeds what is available is refused before a byte of it is decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+
+from ..errors import InputError
+
+__all__ = ["available_memory", "denoise_need", "denoise_fits", "SLACK", "TILE_BUDGET", "fmt_bytes"]
+
+SLACK = 256 << 20         # encoder buffers, the noise measurement's windows, Python objects
+TILE_BUDGET = 1 << 30     # the most inference.auto_tile gives a CPU tile's activations
+
+
+def _read_int(path: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        with open(path) as fh:
+            text = fh.read().strip()
+        return None if text == "max" else int(text)
+    return None
+
+
+def _meminfo(key: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
+def _cgroup_left() -> int | None:
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        cap, used = _read_int(limit), _read_int(usage)
+        if cap is not None and used is not None and cap < 1 << 60:     # v1 writes 'no limit' as ~2^63
+            return max(cap - used, 0)
+    return None
+
+
+def _address_space_left() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    vm = None
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmSize:"):
+                    vm = int(line.split()[1]) * 1024
+    return max(soft - (vm or 0), 0)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate (module docstring), or None where nothing says (not Linux)."""
+    known = [v for v in (_meminfo("MemAvailable"), _cgroup_left(), _address_space_left()) if v is not None]
+    return min(known) if known else None
+
+
+def denoise_need(decoded_bytes: int, available: int) -> int:
+    """Bytes ``sdap denoise`` needs for an image of ``decoded_bytes`` samples (module docstring)."""
+    return 2 * decoded_bytes + min(available // 4, TILE_BUDGET) + SLACK
+
+
+def denoise_fits(name: str, geometry: tuple[int, int, int, int]) -> None:
+    """Refuse (one-line InputError naming ``name`` and both sizes) an image of ``geometry`` = (height,
+    width, channels, bytes per sample) whose :func:`denoise_need` exceeds :func:`available_memory`;
+    pass to ``io.images.read_image(fits=...)`` to check before decoding."""
+    available = available_memory()
+    if available is None:
+        return
+    h, w, c, b = geometry
+    required = denoise_need(h * w * c * b, available)
+    if required > available:
+        raise InputError(f"{name}: {w}x{h} pixels ({c} x {8 * b}-bit samples, {h * w / 1e6:.0f} MP) need about "
+                         f"{fmt_bytes(required)} of memory, {fmt_bytes(available)} is available; "
+                         "denoise a smaller crop or use a machine with more memory")
+
+
+def fmt_bytes(n: float) -> str:
+    """``1.2 GiB``, ``340 MiB``."""
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 20):.0f} MiB"

@@ -1,0 +1,259 @@
+r"""Distillation: a StudentUNet :math:`g_\phi` learns the teacher's denoising, noisy -> teacher output.
+
+1. The teacher (a DBSNl with PD-2 + ``refine``, usually E) denoises every training image once, whole
+   and tiled exactly like ``sdap denoise``; each output is cached on disk as float16 ``.npy`` under a
+   key of (image content hash, teacher file hash, refine), so a restarted or repeated run reuses it.
+   Whole images rather than crops: a crop denoised alone would carry border effects the student
+   should not learn, and any crop of the cached image is then free.
+2. The student minimises :math:`\mathcal{L} = \mathrm{mean}|g_\phi(y) - T(y)|` on random aligned crops
+   (flips, rot90) of the pairs :math:`(y, T(y))`, with the loop, validation, keep-best and resume of
+   ``sdap train`` (``loop.fit``).
+
+Multi-target (``--targets``, AT-BSN(D)-style): K teacher outputs :math:`T_k(y)` per image (``TARGETS``:
+the teacher as configured; the same at the three other PD-2 phases, the input shifted by one pixel;
+of the flipped or rotated input, flipped back; the ``--auto`` output, which teaches the student the
+adaptive paths), each cached once, and
+
+.. math::
+    \mathcal{L} = \sum_{k=1}^{K} \mathrm{mean}|g_\phi(y) - T_k(y)|,
+
+optionally *recharged* (APR-RD, TM-BSN(D)): with probability ``recharge`` a pixel's value in one
+uniformly chosen target is replaced by the noisy :math:`y`.
+
+Teacher ensemble (``--ensemble``): with J teachers each target is their per-pixel mean,
+:math:`T_k(y) = \frac{1}{J}\sum_j T_k^{(j)}(y)`. Networks trained apart err apart, so the mean is better
+than each (on the 5 SIDD blocks, the 96/7 and 48/5 teachers with E: 32.21 and 31.44 dB alone, 32.59
+averaged; ``benchmarks/target_quality.py``); the sum of L1 over targets would instead pull towards their
+median, which gains far less there.
+
+Images and targets are in [0, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..config import DistillConfig
+from ..errors import CheckpointError, ConfigError
+from ..inference.adaptive import AdaptiveDenoiser
+from ..inference.checkpoints import load_weights
+from ..inference.denoiser import Denoiser
+from ..inference.denoisers import light_path_denoiser
+from ..io import images
+from ..io.atomic import atomic_write
+from ..method.student import StudentUNet
+from .datasets import NoisyCrops, find_noisy_images_all
+from .loop import Recipe, TrainResult, fit, setup
+from .trainer import autocast_context
+from .validation import load_validation_set, mean_scores, validate_student
+
+__all__ = ["distill", "teacher_targets", "ensemble_targets", "MeanDenoiser", "distill_loss", "recharge",
+           "target_image", "TARGETS", "validate_student", "mean_scores", "file_hash"]
+
+# a target's name -> (transform of the input, its inverse on the output); phases are pad-and-crop shifts
+_FLIPS = {
+    "hflip": (lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
+    "vflip": (lambda a: a[::-1], lambda a: a[::-1]),
+    "rot90": (lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1)),
+}
+_PHASES = {"phase1": (0, 1), "phase2": (1, 0), "phase3": (1, 1)}
+TARGETS = ("teacher", *_PHASES, *_FLIPS, "auto")
+
+
+def target_image(teacher: Denoiser, name: str, y: np.ndarray, adaptive=None) -> np.ndarray:
+    """The target ``name`` of TARGETS for an ``(H, W, 3)`` image in [0, 1]; float32 in [0, 1].
+
+    ``adaptive`` (an ``adaptive.AdaptiveDenoiser``) is needed for 'auto' only.
+    """
+    if name == "teacher":
+        return teacher.denoise(y)
+    if name == "auto":
+        return adaptive.denoise(y)[0]
+    if name in _PHASES:
+        dy, dx = _PHASES[name]
+        shifted = np.pad(y, ((dy, 0), (dx, 0), (0, 0)), mode="reflect" if min(y.shape[:2]) > 1 else "edge")
+        return np.ascontiguousarray(teacher.denoise(shifted)[dy:, dx:])
+    forward, back = _FLIPS[name]
+    return np.ascontiguousarray(back(teacher.denoise(np.ascontiguousarray(forward(y)))))
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cached_target(entry: Path, shape: tuple, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, bool]:
+    """(target, was cached): read ``entry`` if it holds an array of ``shape``, else compute and store it."""
+    if entry.is_file():
+        try:
+            t = np.load(entry).astype(np.float32)
+            if t.shape == shape:
+                return t, True
+        except (OSError, ValueError):
+            pass                                       # a damaged entry is recomputed
+    t = compute().astype(np.float16)                   # what the cache holds, so runs see equal targets
+    atomic_write(entry, lambda fh: np.save(fh, t))
+    return t.astype(np.float32), False
+
+
+def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cache_dir: Path, *,
+                    targets: tuple[str, ...] = ("teacher",), adaptive=None,
+                    on_image: Callable[[int, int, Path, bool], None] | None = None
+                    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """Noisy images and their targets: float32 ``(H, W, 3)`` and ``(H, W, 3K)`` (the K ``targets`` of
+    TARGETS side by side), in [0, 1].
+
+    Each target is read from ``cache_dir/<stem>-<image hash>-<teacher_key>[-<target>].npy`` when
+    present (no suffix for 'teacher'), else computed and written there atomically.
+    ``on_image(i, n, path, was_cached)`` reports each image. Returns (noisy, targets, number of target
+    images computed now).
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    noisy, out, computed = [], [], 0
+    for i, f in enumerate(files):
+        y = images.read_image(f).rgb
+        stem = f"{Path(f).stem}-{file_hash(f)[:16]}-{teacher_key}"
+        ts, all_cached = [], True
+        for name in targets:
+            entry = cache_dir / (f"{stem}.npy" if name == "teacher" else f"{stem}-{name}.npy")
+            t, cached = _cached_target(entry, y.shape, lambda: target_image(teacher, name, y, adaptive))
+            ts.append(t)
+            computed += not cached
+            all_cached &= cached
+        noisy.append(y)
+        out.append(ts[0] if len(ts) == 1 else np.concatenate(ts, axis=2))
+        if on_image is not None:
+            on_image(i + 1, len(files), Path(f), all_cached)
+    return noisy, out, computed
+
+
+def recharge(y: torch.Tensor, targets: torch.Tensor, p: float, gen: torch.Generator | None = None
+             ) -> torch.Tensor:
+    """Targets ``(B, K, C, P, P)`` where, with probability ``p`` per pixel, the value of one uniformly
+    chosen target is the noisy ``y`` ``(B, C, P, P)`` (all channels of that pixel); a new tensor."""
+    b, k, _, h, w = targets.shape
+    hit = torch.rand((b, 1, 1, h, w), generator=gen, device=y.device) < p
+    which = torch.randint(k, (b, 1, 1, h, w), generator=gen, device=y.device)
+    mask = hit & (which == torch.arange(k, device=y.device).view(1, k, 1, 1, 1))
+    return torch.where(mask, y.unsqueeze(1), targets)
+
+
+def distill_loss(net: torch.nn.Module, batch: torch.Tensor, *, precision: str = "fp32",
+                 channels_last: bool = True, channels: int = 3, recharge_p: float = 0.0,
+                 gen: torch.Generator | None = None) -> torch.Tensor:
+    r""":math:`\sum_k \mathrm{mean}|g_\phi(y) - T_k(y)|` for ``batch`` = cat([y, T_1(y), ..., T_K(y)], dim=1),
+    ``(B, C (1 + K), P, P)``; with ``recharge_p`` > 0 the targets are :func:`recharge`\ d first."""
+    c = channels
+    y = batch[:, :c]
+    targets = batch[:, c:].reshape(batch.shape[0], -1, c, *batch.shape[2:])
+    if recharge_p > 0:
+        targets = recharge(y, targets, recharge_p, gen)
+    if channels_last:
+        y = y.contiguous(memory_format=torch.channels_last)
+    with autocast_context(batch.device, precision):
+        out = net(y)
+    return (out.float().unsqueeze(1) - targets).abs().mean(dim=(0, 2, 3, 4)).sum()
+
+
+class MeanDenoiser:
+    r"""The per-pixel mean of several denoisers, :math:`\bar T(y) = \frac{1}{J}\sum_j T_j(y)` (a teacher
+    ensemble, scored like one denoiser)."""
+
+    def __init__(self, denoisers: list[Denoiser]) -> None:
+        self.denoisers = denoisers
+
+    def denoise(self, y: np.ndarray) -> np.ndarray:
+        return np.mean([d.denoise(y) for d in self.denoisers], axis=0, dtype=np.float32)
+
+
+def ensemble_targets(cfg: DistillConfig, env, files: list[Path], cache_dir: Path,
+                     on_teacher: Callable[[int, int, Path, bool], None] | None = None
+                     ) -> tuple[list[np.ndarray], list[np.ndarray], int, list[Denoiser], list[dict]]:
+    r"""Targets of ``cfg.teacher`` and the ``cfg.ensemble`` teachers: each of the K targets is the mean
+    over the J teachers, :math:`T_k(y) = \frac{1}{J}\sum_j T_k^{(j)}(y)`, each teacher's outputs cached
+    under its own key. Returns (noisy, targets, outputs computed now, the teachers' denoisers, their
+    file facts)."""
+    paths = [cfg.teacher, *cfg.ensemble]
+    noisy, total, computed, dens, facts = [], None, 0, [], []
+    for j, path in enumerate(paths):
+        loaded = load_weights(path)
+        if loaded.model.role.one_pass:
+            raise ConfigError(f"{loaded.path}: the teacher must be a blind-spot DBSNl, not a distilled student")
+        den = Denoiser(loaded.model, input_scale=loaded.input_scale, refine=cfg.teacher_refine,
+                       device=env.device, precision=env.precision)
+        sha = file_hash(loaded.path)
+        adaptive = None
+        if "auto" in cfg.targets:
+            adaptive = AdaptiveDenoiser(den, light_path_denoiser(loaded, device=env.device, precision=env.precision))
+        report = None if on_teacher is None else \
+            (lambda i, n, f, c, j=j: on_teacher(j * n + i, len(paths) * n, f, c))
+        noisy, out, c = teacher_targets(den, f"{sha[:12]}-{cfg.teacher_refine}-{env.precision}", files,
+                                        cache_dir, targets=tuple(cfg.targets), adaptive=adaptive, on_image=report)
+        total = out if total is None else [a + b for a, b in zip(total, out)]
+        computed += c
+        dens.append(den)
+        facts.append({"file": loaded.path.name, "sha256": sha, "arch": loaded.model.arch})
+    if len(paths) > 1:
+        total = [t / len(paths) for t in total]
+    return noisy, total, computed, dens, facts
+
+
+def distill(cfg: DistillConfig, *, resume: bool = False,
+            on_teacher: Callable[[int, int, Path, bool], None] | None = None,
+            on_step: Callable[[int, int, float, float], None] | None = None,
+            on_validate: Callable[[int, dict], None] | None = None,
+            stop_after: Optional[int] = None) -> TrainResult:
+    """Run (or resume) a distillation described by ``cfg``; arguments as ``trainer.train`` plus
+    ``on_teacher`` (progress of the teacher pass, see ``teacher_targets``).
+
+    Raises:
+        ConfigError, InputError, CheckpointError: bad configuration, data or weights.
+    """
+    env = setup(cfg)
+    files = find_noisy_images_all(cfg.data)
+    val = load_validation_set(cfg)
+    cache_dir = Path(cfg.cache) if cfg.cache is not None else Path(cfg.out) / "teacher_cache"
+    if env.world > 1 and env.rank != 0:
+        torch.distributed.barrier()                   # rank 0 fills the cache first
+    noisy, targets, computed, dens, facts = ensemble_targets(cfg, env, files, cache_dir,
+                                                             on_teacher if env.rank == 0 else None)
+    if env.world > 1 and env.rank == 0:
+        torch.distributed.barrier()
+    teacher = dens[0] if len(dens) == 1 else MeanDenoiser(dens)
+    teacher_val = mean_scores(teacher, val) if val is not None and env.rank == 0 else None
+    del teacher, dens
+
+    torch.manual_seed(cfg.seed)
+    model = StudentUNet(ch=cfg.student.ch, blocks=cfg.student.blocks)
+    if cfg.init is not None:
+        init = load_weights(cfg.init)
+        if init.model.kind != model.kind or init.model.arch != model.arch:
+            raise CheckpointError(f"{cfg.init}: not a student with the architecture {model.arch}")
+        model.load_state_dict(init.model.state_dict())
+    pairs = [np.concatenate([y, t], axis=2) for y, t in zip(noisy, targets)]
+    data = NoisyCrops([], cfg.patch, cfg.batch, cfg.seed, arrays=pairs)
+
+    def loss(net: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last,
+                            recharge_p=cfg.recharge, gen=gen)
+
+    summary = {"images": len(files), "teacher": {**facts[0], "refine": cfg.teacher_refine, "val": teacher_val,
+                                                   "targets": list(cfg.targets), "recharge": cfg.recharge,
+                                                   "ensemble": facts[1:]},
+               "teacher_outputs_computed": computed}
+    recipe = Recipe(model, data, loss,
+                    validate=(lambda m: validate_student(m, val, env.device, env.precision)) if val is not None
+                    else None, best_key="psnr", metrics=("psnr", "ssim"), summary=summary)
+    result = fit(cfg, recipe, env, resume=resume, on_step=on_step, on_validate=on_validate, stop_after=stop_after)
+    result.teacher_val = teacher_val
+    return result
