@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SETS = {  # name: (noisy, clean) relative to --data, or a glob of clean images copied to a folder under --out
     "SIDD validation blocks (5)": ("sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy", "sidd_val_blocks/p1y2z3_SDAP/SIDD_clean"),
     "SIDD crops (8)": ("sidd_medium_crops_yilmazdoga/Noisy_Images", "sidd_medium_crops_yilmazdoga/GT_Images"),
+    "SIDD validation pairs of 4 other images (65)": ("sidd_val_scoredvi/val/noisy", "sidd_val_scoredvi/val/GT"),
     "CC15 (15)": ("nam_cc15_mcwnnm/Real_ccnoise_denoised_part", "nam_cc15_mcwnnm/Real_ccnoise_denoised_part"),
     "clean: SIDD clean blocks (5)": "sidd_val_blocks/p1y2z3_SDAP/SIDD_clean/*.png",
     "clean: CC15 mean images (15)": "nam_cc15_mcwnnm/*/*_mean.png",

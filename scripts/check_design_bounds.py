@@ -32,7 +32,7 @@ NETWORK_CLASSES = {"DBSNl", "StudentUNet"}
 NETWORK_MODULES = {"method/dbsnl.py", "method/student.py", "method/networks.py", "inference/checkpoints.py"}
 # the layers, top first: a module may import from a lower layer, or from its own wing (first part of its path)
 LAYERS = [{"__main__"}, {"cli"}, {"progress"}, {"options", "console"}, {"commands"}, {"training"}, {"inference", "evaluation"},
-          {"io", "method"}, {"config", "config_sources"}, {"errors"}, {"__init__"}]
+          {"io", "method"}, {"training_config"}, {"config", "config_sources"}, {"errors"}, {"__init__"}]
 
 
 def _module_name(rel: Path) -> str:

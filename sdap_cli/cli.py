@@ -10,6 +10,7 @@ declared in ``options.py``.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Callable, Iterator, Optional
@@ -17,8 +18,9 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 
 from . import options as o
-from .config import BenchmarkConfig, DenoiseConfig, DistillConfig, EvalConfig, ExportConfig, TrainConfig
-from .errors import ConfigError, SdapError
+from .config import BenchmarkConfig, DenoiseConfig, EvalConfig, ExportConfig
+from .errors import ConfigError, SdapError, first_line
+from .training_config import DistillConfig, TrainConfig
 
 
 def _flags_without_metavar() -> None:
@@ -75,7 +77,8 @@ class Run:
 @contextmanager
 def boundary() -> Iterator[Run]:
     """The one error boundary of every command: SdapError -> one line, exit ``e.exit_code`` (1; 2 for
-    usage errors); Ctrl-C -> what finished (``Run.on_interrupt``), one line, exit 130; progress closed."""
+    usage errors); Ctrl-C -> what finished (``Run.on_interrupt``), one line, exit 130; any other exception
+    (a bug) -> one line, exit 1 (``SDAP_TRACEBACK=1`` raises it instead); progress closed."""
     from .console import error
 
     run = Run()
@@ -86,6 +89,11 @@ def boundary() -> Iterator[Run]:
         code, message = e.exit_code, str(e)
     except KeyboardInterrupt:
         code = 130
+    except Exception as e:                      # noqa: BLE001 - a bug: still one line, no traceback
+        if os.environ.get("SDAP_TRACEBACK"):
+            raise
+        code, message = 1, (f"unexpected error, {type(e).__name__}: {first_line(e)} (SDAP_TRACEBACK=1 shows "
+                            "where)")
     finally:
         for p in run.closing:
             p.close()
@@ -215,6 +223,8 @@ def distill(
     data: o.DataOpt = None, teacher: o.TeacherOpt = None, ensemble: o.EnsembleOpt = None,
     teacher_refine: o.TeacherRefineOpt = None, out: o.out_opt(DistillConfig) = None, config: o.ConfigOpt = None,
     cache: o.CacheOpt = None, targets: o.TargetsOpt = None, recharge: o.RechargeOpt = None,
+    condition: o.ConditionOpt = None, clean: o.CleanPhotosOpt = None, synthetic: o.SyntheticOpt = None,
+    light_teacher: o.LightTeacherOpt = None,
     resume: o.ResumeOpt = False, iterations: o.iterations_opt(DistillConfig) = None,
     batch: o.batch_opt(DistillConfig) = None, patch: o.patch_opt(DistillConfig, "multiple of 8") = None,
     lr: o.lr_opt(DistillConfig) = None, schedule: o.schedule_opt(DistillConfig) = None,
@@ -237,6 +247,7 @@ def distill(
     with boundary() as run:
         flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
                      recharge=recharge, targets=targets.split(",") if targets else None, ensemble=ensemble,
+                     condition=condition, clean=clean, synthetic=synthetic, light_teacher=light_teacher,
                      iterations=iterations, batch=batch, patch=patch, lr=lr, schedule=schedule, warmup=warmup,
                      init=init, val=val, val_every=val_every, checkpoint_every=checkpoint_every, seed=seed,
                      device=device, precision=precision, workers=workers, threads=threads, ema=ema,

@@ -213,7 +213,9 @@ def report_export(result, json_out: bool) -> None:
     opset = f", opset {result.opset}" if result.opset else ""
     info(f"wrote {result.path} ({result.format}{opset}, {result.model} {Path(result.weights).name}, "
          f"{result.bytes / 2**20:.1f} MiB): input {result.input_name!r} (N, 3, H, W) float32 RGB 0-1, any H, W >= "
-         f"{result.min_side}; output {result.output_name!r} of the same shape")
+         f"{result.min_side}" + (f", and {result.noise_name!r} (N, 5, H, W): the noise maps sdap tells it "
+                                 "(NoiseEstimate.condition of measure_noise)" if result.noise_name else "")
+         + f"; output {result.output_name!r} of the same shape")
     if result.max_abs_diff is not None:
         info(f"self-check: max |file - torch| = {result.max_abs_diff:.2e}")
     elif result.format == "onnx":

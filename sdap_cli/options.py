@@ -14,17 +14,8 @@ from typing import Annotated, Literal, Optional, get_args, get_origin
 import typer
 from pydantic import BaseModel
 
-from .config import (
-    BenchmarkConfig,
-    DenoiseConfig,
-    DistillConfig,
-    EvalConfig,
-    ExportConfig,
-    InferenceConfig,
-    ModelConfig,
-    StudentConfig,
-    TrainConfig,
-)
+from .config import BenchmarkConfig, DenoiseConfig, EvalConfig, ExportConfig, InferenceConfig
+from .training_config import DistillConfig, ModelConfig, StudentConfig, TrainConfig
 
 
 def shown(model: type[BaseModel], name: str, none: str = "none") -> str:
@@ -235,6 +226,15 @@ TargetsOpt = Annotated[Optional[str], _opt(help="Comma list of teacher outputs t
                        "phase1-3, hflip, vflip, rot90, auto.", default=shown(_D, "targets"))]
 RechargeOpt = Annotated[Optional[float], _opt(help="Probability that a pixel of one random target takes the "
                         "noisy value.", default=shown(_D, "recharge"))]
+ConditionOpt = Annotated[Optional[bool], _opt("--condition/--no-condition", help="Train the noise-conditional "
+                         "one-pass student: told each image's measured noise, it learns every --auto path's "
+                         "output, and clean photos (--clean) with synthetic noise.", default=shown(_D, "condition"))]
+CleanPhotosOpt = Annotated[Optional[list[str]], _opt("--clean", help="Folder or file of clean photos (repeatable): "
+                           "targets of themselves and of their synthetic noisy versions.", default="none")]
+SyntheticOpt = Annotated[Optional[int], _opt(help="Synthetic noisy versions per clean photo.",
+                         default=shown(_D, "synthetic"))]
+LightTeacherOpt = Annotated[Optional[Path], _opt(help="The light path's network for --condition targets (PD-1 "
+                            "+ blend).", default=shown(_D, "light_teacher", "the shipped teacher"))]
 StudentInitOpt = Annotated[Optional[Path], _opt(help="Initial student weights.", default=shown(_D, "init"))]
 StudentChOpt = Annotated[Optional[str], _opt(help="Student channels per level.",
                          default=shown(StudentConfig, "ch"))]

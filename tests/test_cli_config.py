@@ -11,8 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.config import BenchmarkConfig, DenoiseConfig, DistillConfig, EvalConfig, InferenceConfig, TrainConfig
+from sdap_cli.config import BenchmarkConfig, DenoiseConfig, EvalConfig, InferenceConfig
 from sdap_cli.config_sources import resolve
+from sdap_cli.training_config import DistillConfig, TrainConfig
 
 runner = CliRunner()
 

@@ -9,12 +9,12 @@ import torch
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.config import DistillConfig
 from sdap_cli.inference.checkpoints import load_weights
 from sdap_cli.inference.denoiser import Denoiser
 from sdap_cli.method.student import StudentUNet
 from sdap_cli.training.distill import distill, distill_loss, teacher_targets
 from sdap_cli.training.schedule import ema_decay
+from sdap_cli.training_config import DistillConfig
 from tests.helpers import noisy_rgb, sha, tiny_student, tiny_weights, write_png
 
 TINY = ["--student-ch", "8,8,8", "--student-blocks", "1,1,1", "--batch", "2", "--patch", "32", "--workers", "0",
@@ -331,3 +331,19 @@ def test_ensemble_run_records_its_teachers_and_refuses_a_student(setup, tmp_path
     student = tiny_student(tmp_path / "s.safetensors")
     r = CliRunner().invoke(app, base + ["--ensemble", str(student), "--out", str(tmp_path / "r2")])
     assert r.exit_code == 2 and "teacher must be a blind-spot DBSNl" in r.output and "Traceback" not in r.output
+
+
+def test_distill_condition_trains_a_conditional_student_on_every_kind_of_target(setup):
+    tmp, teacher = setup
+    write_png(tmp / "clean" / "c.png", noisy_rgb(48, 48, seed=5))
+    args = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--light-teacher", str(teacher),
+            "--condition", "--clean", str(tmp / "clean"), "--synthetic", "2", "--cache", str(tmp / "cache"),
+            "-n", "3", "--out", str(tmp / "run"), "--init", str(tiny_student(tmp / "s.safetensors"))] + TINY
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    lw = load_weights(tmp / "run" / "last.safetensors")
+    assert lw.model.arch["cond_ch"] == 5 and lw.model.cond_ch == 5
+    facts = lw.metadata["training"]["onepass"]
+    assert sum(facts["paths"].values()) == 2 and facts["clean_entries"] == 3 and facts["repeat"] >= 1
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--clean", str(tmp / "clean")])
+    assert r.exit_code == 2 and "--condition" in r.output

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from sdap_cli.cli import app
-from sdap_cli.config import TrainConfig
 from sdap_cli.config_sources import resolve
 from sdap_cli.inference.checkpoints import load_weights
 from sdap_cli.training.trainer import train
+from sdap_cli.training_config import TrainConfig
 from tests.helpers import noisy_rgb, write_png
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import DistillConfig
 from ..training.distill import distill
 from ..training.loop import TrainResult
+from ..training_config import DistillConfig
 
 
 def run(cfg: DistillConfig, *, resume: bool = False, on_teacher=None, on_step=None,

@@ -21,12 +21,15 @@ from ..inference.denoisers import choose_weights
 from ..inference.export import (
     DEFAULT_OPSET,
     INPUT_NAME,
+    NOISE_NAME,
     OUTPUT_NAME,
     ExportPipeline,
     export_onnx,
     export_torchscript,
     min_side,
+    pipeline,
 )
+from ..inference.noise import measure_noise
 from ..io.atomic import make_parent
 
 ONNX_HINT = "pip install onnx onnxruntime"
@@ -44,6 +47,7 @@ class ExportResult:
     min_side: int
     bytes: int
     max_abs_diff: float | None      # of the self-check; None: not run (or onnxruntime absent)
+    noise_name: str | None = None   # a noise-conditional student's second input ((N, 5, H, W) noise maps)
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -55,15 +59,20 @@ def _self_check(path: Path, fmt: str, pipe: ExportPipeline) -> float | None:
         return None
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, max(37, pipe.align + 1), max(53, pipe.align + 3), generator=g)
+    args = (x,)
+    if getattr(pipe.net, "cond_ch", 0):         # the maps `sdap denoise` would tell it
+        y = x[0].permute(1, 2, 0).numpy()
+        args += (torch.from_numpy(measure_noise(y).condition(y)).permute(2, 0, 1)[None],)
     with torch.no_grad():
-        ref = pipe(x)
+        ref = pipe(*args)
         if fmt == "onnx":
             import onnxruntime as ort
 
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            out = torch.from_numpy(sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+            feed = dict(zip((INPUT_NAME, NOISE_NAME), (a.numpy() for a in args)))
+            out = torch.from_numpy(sess.run([OUTPUT_NAME], feed)[0])
         else:
-            out = torch.jit.load(str(path))(x)
+            out = torch.jit.load(str(path))(*args)
     return float((out - ref).abs().max())
 
 
@@ -90,10 +99,11 @@ def run(cfg: ExportConfig) -> ExportResult:
             export_torchscript(cfg.output, model, loaded.input_scale)
     except OSError as e:
         raise OutputError(f"{cfg.output}: cannot write ({e.strerror or e})") from None
-    pipe = ExportPipeline(model, loaded.input_scale)
+    pipe = pipeline(model, loaded.input_scale)
     diff = _self_check(cfg.output, fmt, pipe) if cfg.check else None
     return ExportResult(cfg.output, fmt, model.role.name, loaded.path, INPUT_NAME, OUTPUT_NAME,
-                        cfg.opset if fmt == "onnx" else None, min_side(model), cfg.output.stat().st_size, diff)
+                        cfg.opset if fmt == "onnx" else None, min_side(model), cfg.output.stat().st_size, diff,
+                        NOISE_NAME if getattr(model, "cond_ch", 0) else None)
 
 
 __all__ = ["run", "ExportResult", "ONNX_HINT", "DEFAULT_OPSET"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..config import TrainConfig
 from ..training.trainer import TrainResult, train
+from ..training_config import TrainConfig
 
 
 def run(cfg: TrainConfig, *, resume: bool = False, on_step=None, on_validate=None) -> TrainResult:

@@ -14,6 +14,9 @@ Paths, decided per image from the :class:`~.noise.NoiseEstimate`:
   which is also how light noise on textured photos reads: the teacher with PD-1 and no refinement,
   then the residual Wiener blend below.
 * ``clean``: :math:`\sigma <` ``SIGMA_CLEAN``: the input, untouched.
+* ``one-pass``: with a noise-conditional student as the default network (the CPU default), every image
+  that is not clean: the student is told the measured noise (``NoiseEstimate.condition``) and makes the
+  one pass that it learned from the heavy and light paths' outputs and from clean targets; no blend.
 
 An image too small to measure (under 32 pixels on a side) takes the heavy path, today's default.
 
@@ -50,7 +53,7 @@ from .noise import NoiseEstimate, measure_noise
 __all__ = ["PATHS", "choose_path", "wiener_blend", "blend_step", "heavy_blend_weight", "AdaptiveDenoiser", "Decision",
            "RHO1_WHITE", "RHO2_PD2", "SIGMA_CLEAN", "SIGMA_HEAVY", "BETA", "WINDOW"]
 
-PATHS = ("heavy", "light", "clean")
+PATHS = ("heavy", "light", "clean", "one-pass")
 # white noise reads |rho1| <= 0.15 at sigma >= 5 on the shared clean images (benchmarks/noise_measure.py
 # --synthetic); real sRGB camera noise reads 0.35-0.45 (SIDD) and 0.6-0.8 (CC15)
 RHO1_WHITE = 0.2
@@ -155,7 +158,10 @@ class AdaptiveDenoiser:
 
     def decide(self, image: np.ndarray) -> Decision:
         est = measure_noise(image)
-        return Decision(choose_path(est), est)
+        path = choose_path(est)
+        if path != "clean" and getattr(self.heavy, "conditional", False):
+            path = "one-pass"
+        return Decision(path, est)
 
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None
@@ -165,12 +171,18 @@ class AdaptiveDenoiser:
         decision = self.decide(image)
         if decision.path == "clean":
             return copy_samples(image, out), decision
-        if decision.path == "heavy":
+        if decision.path == "one-pass":
+            den, amount = self.heavy, 0.0
+        elif decision.path == "heavy":
             den, amount = self.heavy, heavy_blend_weight(decision.noise)
         else:
             den, amount = self.light, 1.0
         post = blend_step(decision.noise, amount) if amount else None
         decision.network = {**den.describe(), "blend": round(float(amount), 4)}
+        if getattr(den, "conditional", False):
+            e = decision.noise
+            decision.network["told"] = {"sigma_channels": [round(s, 3) for s in e.sigma_channels],
+                                        "rho1": round(e.rho1, 3), "rho2": round(e.rho2, 3)}
         x = den.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile, out=out, post=post,
-                        post_halo=WINDOW // 2 if post else 0)
+                        post_halo=WINDOW // 2 if post else 0, noise=decision.noise)
         return x, decision

@@ -30,79 +30,15 @@ import numpy as np
 import torch
 
 from ..io.samples import from_unit, to_unit
-from ..method.dbsnl import DBSNl, receptive_radius  # noqa: F401 - DBSNl: the doctests
+from ..method.dbsnl import DBSNl  # noqa: F401 - the doctests
 from ..method.pd import pd_down, pd_up
-from ..method.refine import REFINEMENTS, r3_mask
+from ..method.refine import REFINEMENTS
 from ..method.student import StudentUNet  # noqa: F401 - the doctests
-from .device import DTYPES, is_oom, pick_device, pick_precision
-from .memory import TILE_BUDGET, available_memory
+from .device import DTYPES, is_oom
+from .noise import NoiseEstimate, measure_noise
+from .tiling import auto_tile, padded_window, tile_boxes, tile_margin
 
-__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "required_margin", "tile_margin", "tile_boxes",
-           "r3_mask", "pick_device", "pick_precision", "is_oom", "auto_tile"]
-
-def tile_margin(radius: int, pd: int, refine: str, align: int) -> int:
-    r"""Context a tile needs on each side: :math:`r f` for the PD-f pass plus the refinement's margin
-    (``refine.REFINEMENTS``: 0 for none, :math:`r` for E, :math:`r + 2` for R3; r = the network's
-    receptive radius), rounded up to a multiple of the tile alignment.
-
-    Example:
-        >>> tile_margin(29, 2, "none", 2), tile_margin(29, 2, "e", 2)
-        (58, 88)
-    """
-    m = radius * pd + REFINEMENTS[refine].margin(radius)
-    return int(math.ceil(m / align) * align)
-
-
-def required_margin(num_module: int, pd: int, refine: str) -> int:
-    r""":func:`tile_margin` of a DBSNl with ``num_module`` blocks per branch (tiles aligned to f).
-
-    Example:
-        >>> required_margin(9, 2, "none"), required_margin(9, 2, "e")
-        (58, 88)
-    """
-    return tile_margin(receptive_radius(num_module), pd, refine, pd)
-
-
-def tile_boxes(h: int, w: int, tile: int, margin: int, f: int) -> list[tuple[tuple[int, int, int, int],
-                                                                          tuple[int, int, int, int]]]:
-    """Cover an (h, w) image (multiples of f) with tiles of side <= ``tile``, all of one shape.
-
-    Returns ``[(tile_box, core_box), ...]`` with boxes ``(y0, y1, x0, x1)``; cores partition the image,
-    each tile holds its core grown by ``margin`` (clipped to the image) and all corners are multiples of
-    f. Along each axis the image is split into the fewest cores that fit (``ceil(n / (tile - 2 margin))``)
-    of equal size (up to rounding to f), and every tile is ``core + 2 margin`` long: tiles at the border
-    slide inwards instead of shrinking. So compiled graphs, CUDA graphs and cuDNN's autotuner see one
-    input shape per image, at the cost of one margin of extra work per border tile.
-
-    Example:
-        >>> len(tile_boxes(100, 100, 100, 10, 2)), len(tile_boxes(100, 100, 60, 10, 2))
-        (1, 9)
-        >>> {(t[1] - t[0], t[3] - t[2]) for t, _ in tile_boxes(100, 90, 60, 10, 2)}
-        {(54, 50)}
-    """
-    if h <= tile and w <= tile:
-        return [((0, h, 0, w), (0, h, 0, w))]
-    core_max = (tile - 2 * margin) // f * f
-    if core_max < f:
-        raise ValueError(f"tile {tile} is too small for the overlap {margin}: need tile > {2 * margin + f}")
-
-    def split(n: int) -> tuple[int, int]:               # (core, tile length) along one axis
-        if n <= tile:
-            return n, n
-        parts = -(-n // core_max)
-        core = -(-n // (parts * f)) * f
-        return core, min(core + 2 * margin, n)
-
-    (core_y, th), (core_x, tw) = split(h), split(w)
-    boxes = []
-    for cy in range(0, h, core_y):
-        for cx in range(0, w, core_x):
-            cb = (cy, min(cy + core_y, h), cx, min(cx + core_x, w))
-            y0 = min(max(cy - margin, 0), h - th)
-            x0 = min(max(cx - margin, 0), w - tw)
-            boxes.append(((y0, y0 + th, x0, x0 + tw), cb))
-    return boxes
-
+__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "compile_network"]
 
 def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """``torch.compile`` for inference, one graph per input shape (``dynamic=False``; tiles share a shape).
@@ -115,45 +51,6 @@ def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[t
     if device.type == "cuda":
         return torch.compile(model, mode="reduce-overhead", dynamic=False)
     return torch.compile(model, dynamic=False, options={"freezing": True})
-
-
-def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int) -> np.ndarray:
-    """Rows y0:y1 and columns x0:x1 of ``image`` padded at the bottom/right to a multiple of f, as
-    ``pd.pad_to_multiple`` pads the whole image (reflect; replicate where a side is too short to
-    reflect), without padding, copying or converting the rest of it.
-
-    Example:
-        >>> padded_window(np.arange(10).reshape(5, 2, 1), 2, 6, 0, 2, 2)[:, 0, 0].tolist()
-        [4, 6, 8, 6]
-    """
-    h, w = image.shape[:2]
-    ph, pw = (-h) % f, (-w) % f
-    if y1 <= h and x1 <= w:
-        return image[y0:y1, x0:x1]
-    reflect = not (h < 2 or w < 2 or ph >= h or pw >= w)
-
-    def index(a: int, b: int, n: int) -> np.ndarray:
-        i = np.arange(a, b)
-        return np.where(i < n, i, 2 * (n - 1) - i if reflect else n - 1)
-
-    return image[index(y0, y1, h)[:, None], index(x0, x1, w)[None, :]]
-
-
-def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
-    """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half the
-    free GPU memory on CUDA; on CPU a quarter of the memory this process can still use
-    (``memory.available_memory``), at most ``memory.TILE_BUDGET`` (1 GiB, which keeps a 24 MP photo under
-    2 GiB of RSS at a few percent of extra overlap work). Clamped to [max(256, 2*margin + 64), 2048] and
-    rounded to a multiple of f."""
-    if device.type == "cuda":
-        budget = torch.cuda.mem_get_info(device)[0] / 2
-    else:
-        free = available_memory()
-        budget = min((free if free is not None else 8 << 30) / 4, TILE_BUDGET)
-    side = int(math.sqrt(budget / bytes_per_pixel))
-    lo = max(256, 2 * margin + 64)
-    side = max(lo, min(side, 2048))
-    return side // f * f
 
 
 @dataclass
@@ -251,7 +148,12 @@ class Denoiser:
         (y0, y1, x0, x1), _ = tile_boxes(hp, wp, tile, self.margin, a)[0]
         return y1 - y0, x1 - x0
 
-    def net(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def conditional(self) -> bool:
+        """The network is told each image's measured noise (a noise-conditional student)."""
+        return bool(getattr(self.model, "cond_ch", 0))
+
+    def net(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """One pass of the network on float32 ``x`` (input scale and memory format applied); float32.
 
         The network casts its input to its body's precision itself and keeps its output layer (and a
@@ -259,24 +161,27 @@ class Denoiser:
         """
         s = self.input_scale
         x = x.float().contiguous(memory_format=self.memory_format)
-        out = self.network(x * s if s != 1 else x)
+        x = x * s if s != 1 else x
+        out = self.network(x) if cond is None else self.network(x, cond.contiguous(memory_format=self.memory_format))
         if self.compile and self.device.type == "cuda":
             out = out.clone()       # a CUDA graph's output buffer is reused by its next replay
         return out.float() / s if s != 1 else out.float()
 
-    def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    def denoise_tensor(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0), cond: torch.Tensor | None = None
+                       ) -> torch.Tensor:
         """Denoise ``(1, C, H, W)`` on the model's device, H and W multiples of ``align``; float32, unclamped.
 
-        ``origin`` is the tile's top-left corner in the whole image (R3 masks depend on it).
+        ``origin`` is the tile's top-left corner in the whole image (R3 masks depend on it); ``cond`` the
+        tile's noise maps for a conditional network (PD 1, no refinement).
         """
-        x_hat = pd_up(self.net(pd_down(y, self.pd)), self.pd)
+        x_hat = pd_up(self.net(pd_down(y, self.pd), cond), self.pd)
         return REFINEMENTS[self.refine].apply(self, y, x_hat, origin)
 
     @torch.inference_mode()
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None,
-                post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, post_halo: int = 0
-                ) -> np.ndarray:
+                post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None, post_halo: int = 0,
+                noise: NoiseEstimate | None = None) -> np.ndarray:
         """Denoise an ``(H, W, 3)`` image; returns ``out`` filled (by default float32 ``(H, W, 3)`` in [0, 1]).
 
         Args:
@@ -291,6 +196,8 @@ class Denoiser:
             post: ``post(y, x_hat) -> x`` on float tiles (the input and the denoised tile, both cut to
                 the image): a step that looks at most ``post_halo`` pixels around each pixel, so tiles
                 overlap by that much more and tiled == whole image still holds.
+            noise: the image's measured noise, which a conditional network is told (``noise.measure_noise``
+                of the whole image when None); ignored by the others.
 
         On an out-of-memory error the whole image is retried with half the tile side, down to the
         smallest tile the margin allows; then the error propagates.
@@ -305,9 +212,11 @@ class Denoiser:
             tile = auto_tile(self.device, self.bytes_per_pixel, margin, a)
         if out is None:
             out = np.empty((h0, w0, 3), np.float32)
+        if self.conditional and noise is None:
+            noise = measure_noise(image)
         while True:
             try:
-                self._denoise_tiled(image, out, tile, margin, post, on_tile)
+                self._denoise_tiled(image, out, tile, margin, post, on_tile, noise if self.conditional else None)
                 return out
             except Exception as e:                      # noqa: BLE001 - only OOM is retried
                 smallest = 2 * margin + 2 * a
@@ -317,7 +226,8 @@ class Denoiser:
                     torch.cuda.empty_cache()
                 tile = max(tile // 2 // a * a, smallest)
 
-    def _denoise_tiled(self, image: np.ndarray, out: np.ndarray, tile: int, margin: int, post, on_tile) -> None:
+    def _denoise_tiled(self, image: np.ndarray, out: np.ndarray, tile: int, margin: int, post, on_tile,
+                       noise: NoiseEstimate | None) -> None:
         h0, w0 = image.shape[:2]
         a = self.align
         H, W = -(-h0 // a) * a, -(-w0 // a) * a
@@ -326,7 +236,9 @@ class Denoiser:
         for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
             y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, a))
             t = torch.from_numpy(y).permute(2, 0, 1).unsqueeze(0).to(self.device)
-            d = self.denoise_tensor(t, origin=(ty0, tx0)).clamp_(0, 1)
+            cond = None if noise is None else \
+                torch.from_numpy(noise.condition(y)).permute(2, 0, 1).unsqueeze(0).to(self.device)
+            d = self.denoise_tensor(t, origin=(ty0, tx0), cond=cond).clamp_(0, 1)
             vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
             x = d[0, :, :vh, :vw].permute(1, 2, 0).cpu().numpy()
             y = y[:vh, :vw]
@@ -346,7 +258,7 @@ class Denoiser:
 
     def describe(self) -> dict:
         """What this denoiser runs, as reports show it: ``{'model': 'teacher' | 'student', 'weights':
-        the file, 'pd'': 1-8, 'refine': 'none' | 'e' | 'r3', 'strength': 0-1}`` (a one-pass student: PD 1,
+        the file, 'pd': 1-8, 'refine': 'none' | 'e' | 'r3', 'strength': 0-1}`` (a one-pass student: PD 1,
         refine 'none')."""
         return {"model": self.model.role.name, "weights": self.weights, "pd": self.pd, "refine": self.refine,
                 "strength": self.strength}

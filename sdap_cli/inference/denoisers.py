@@ -95,7 +95,7 @@ def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.de
                         strength=inf.strength, weights=str(loaded.path))
     if not auto_active(inf):
         return den
-    if loaded.model.role.one_pass and given:
+    if loaded.model.role.one_pass and (given or den.conditional):   # a conditional student: no light path
         return AdaptiveDenoiser(den, den)
     teacher = load_weights(None) if loaded.model.role.one_pass else loaded
     return AdaptiveDenoiser(den, light_path_denoiser(teacher, device=device, precision=den.precision,
@@ -130,4 +130,4 @@ def count_paths(taken: list[tuple[str, dict | None]]) -> dict[str, int]:
         {'light': 1, 'heavy': 2}
     """
     paths = [p for p, _ in taken]
-    return {p: paths.count(p) for p in ("clean", "light", "heavy") if p in paths}
+    return {p: paths.count(p) for p in ("clean", "light", "heavy", "one-pass") if p in paths}

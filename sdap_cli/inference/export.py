@@ -10,7 +10,8 @@ r"""Export a network with its whole inference pipeline inside one graph (ONNX or
 
 Input ``noisy``: ``(N, 3, H, W)`` float32 RGB in [0, 1], any H and W of at least :func:`min_side` (reflect
 padding needs a side longer than the pad: 2 for the teacher, 8 for the student); output ``denoised``: the
-same shape, in [0, 1].
+same shape, in [0, 1]. A noise-conditional student takes a second input, ``noise``: ``(N, 5, H, W)``, the
+maps ``sdap denoise`` tells it (``NoiseEstimate.condition`` of the image's ``measure_noise``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from ..io.atomic import atomic_write
 from ..method.pd import pd_down, pd_up
 
 __all__ = ["ExportPipeline", "min_side", "export_onnx", "export_torchscript", "INPUT_NAME", "OUTPUT_NAME",
-           "DEFAULT_OPSET"]
+           "NOISE_NAME", "DEFAULT_OPSET", "ConditionedPipeline", "pipeline"]
 
-INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
+INPUT_NAME, OUTPUT_NAME, NOISE_NAME = "noisy", "denoised", "noise"
 DEFAULT_OPSET = 17
 
 
@@ -83,15 +84,39 @@ class ExportPipeline(nn.Module):
         return x[:, :, :h, :w].clamp(0.0, 1.0)
 
 
+class ConditionedPipeline(ExportPipeline):
+    """The pipeline of a noise-conditional student: ``(noisy, noise) -> denoised``, both reflect-padded to
+    the alignment, one pass, cropped and clamped."""
+
+    def forward(self, noisy: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        h, w = noisy.shape[2], noisy.shape[3]
+        a = self.align
+        pad = [0, (a - w % a) % a, 0, (a - h % a) % a]
+        out = self.net(F.pad(noisy, pad, mode="reflect"), F.pad(noise, pad, mode="reflect"))
+        return out[:, :, :h, :w].clamp(0.0, 1.0)
+
+
+def pipeline(model: nn.Module, input_scale: float = 1.0, pd: int = 2) -> ExportPipeline:
+    """The whole-image pipeline of ``model``: a :class:`ConditionedPipeline` for a noise-conditional network."""
+    return (ConditionedPipeline if _cond(model) else ExportPipeline)(model, input_scale, pd)
+
+
 def _dynamic_pipeline(model: nn.Module, input_scale: float, pd: int) -> torch.jit.ScriptModule:
     """The pipeline scripted (shape arithmetic stays symbolic) around the network traced (it has no
     shape-dependent Python, so the trace takes any size)."""
-    pipe = ExportPipeline(model, input_scale, pd)
+    pipe = pipeline(model, input_scale, pd)
     for p in pipe.parameters():         # an inference graph: its outputs must not ask for gradients
         p.requires_grad_(False)
+    side = 4 * pipe.align
+    example = (torch.rand(1, 3, side, side),) + ((torch.rand(1, model.cond_ch, side, side),) if _cond(model) else ())
     with torch.no_grad():
-        pipe.net = torch.jit.trace(model.eval(), torch.rand(1, 3, 4 * pipe.align, 4 * pipe.align))
+        pipe.net = torch.jit.trace(model.eval(), example)
     return torch.jit.script(pipe)
+
+
+def _cond(model: nn.Module) -> int:
+    """Noise-map channels a network takes (0: none)."""
+    return int(getattr(model, "cond_ch", 0))
 
 
 def export_torchscript(path: str | Path, model: nn.Module, input_scale: float = 1.0, pd: int = 2) -> Path:
@@ -117,13 +142,17 @@ def export_onnx(path: str | Path, model: nn.Module, input_scale: float = 1.0, pd
 
     import onnx  # noqa: F401 - the exporter needs it; fail early with its name
 
-    pipe = ExportPipeline(model, input_scale, pd)
+    pipe = pipeline(model, input_scale, pd)
     side = 4 * pipe.align + 1
     buf = io.BytesIO()
     axes = {0: "batch", 2: "height", 3: "width"}
+    args = (torch.rand(1, 3, side, side + 2),)
+    names = [INPUT_NAME]
+    if _cond(model):
+        args, names = args + (torch.rand(1, _cond(model), side, side + 2),), names + [NOISE_NAME]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")          # tracer warnings about shape arithmetic are expected
-        torch.onnx.export(pipe, (torch.rand(1, 3, side, side + 2),), buf, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
+        torch.onnx.export(pipe, args, buf, dynamo=False, opset_version=opset,
+                          input_names=names, output_names=[OUTPUT_NAME],
+                          dynamic_axes={**{n: axes for n in names}, OUTPUT_NAME: axes})
     return atomic_write(path, lambda fh: fh.write(buf.getvalue()))

@@ -7,7 +7,7 @@ as in containers and batch schedulers; and ``RLIMIT_AS`` less this process's vir
 
 What denoising an image needs (``sdap denoise``, see ``io/samples.py``): the decoded samples
 :math:`D = h\,w\,c\,b` (c channels of b bytes, as the file holds them), an output buffer of the same
-type (at most D), and the tile budget of ``inference.auto_tile`` plus a fixed allowance for the
+type (at most D), and the tile budget of ``inference.tiling.auto_tile`` plus a fixed allowance for the
 encoder and the runtime:
 
 .. math::
@@ -26,7 +26,7 @@ from ..errors import InputError
 __all__ = ["available_memory", "denoise_need", "denoise_fits", "SLACK", "TILE_BUDGET", "fmt_bytes"]
 
 SLACK = 256 << 20         # encoder buffers, the noise measurement's windows, Python objects
-TILE_BUDGET = 1 << 30     # the most inference.auto_tile gives a CPU tile's activations
+TILE_BUDGET = 1 << 30     # the most inference.tiling.auto_tile gives a CPU tile's activations
 
 
 def _read_int(path: str) -> int | None:

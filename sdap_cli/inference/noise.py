@@ -41,7 +41,10 @@ import numpy as np
 
 from ..io.samples import to_unit
 
-__all__ = ["NoiseEstimate", "measure_noise"]
+__all__ = ["NoiseEstimate", "measure_noise", "CONDITION_SCALE", "COND_CH"]
+
+COND_CH = 5
+"""Channels of ``NoiseEstimate.condition``: the level at each pixel per colour channel, rho1, rho2."""
 
 LAG = 4                      # L: beyond the correlation length of real sRGB noise (rho_3 ~ 0.02 on SIDD)
 LEVEL_BLOCK, LEVEL_FRACTION = 8, 0.10
@@ -49,6 +52,7 @@ CORR_BLOCK, CORR_FRACTION = 16, 0.25
 BINS = 8                     # brightness bins over 0-255
 MIN_BLOCKS = 8               # fewer blocks than this in a bin: the bin borrows its neighbours' level
 WINDOW = 128                 # sampling window side on large images
+CONDITION_SCALE = 10.0       # the condition maps carry 10 sigma / 255: levels 0-25 read 0-1, the range of rho
 
 
 @dataclass
@@ -80,6 +84,27 @@ class NoiseEstimate:
             s = np.interp(image[..., c] * 255, centres, self.nlf[min(c, len(self.nlf) - 1)]) / 255
             var += (s * s).astype(np.float32)
         return (var / image.shape[2])[..., None]
+
+    def condition(self, image: np.ndarray) -> np.ndarray:
+        r"""What a noise-conditional network is told about this image, per pixel of ``image`` ``(H, W, C)``
+        in [0, 1] (the noisy samples themselves: the map is pointwise, so tiles give the whole image's):
+        ``(H, W, 5)`` float32 = :math:`[k\,\sigma_c(y_c(p)) / 255]_{c=1..3}`, :math:`
+ho_1`, :math:`
+ho_2`,
+        with :math:`\sigma_c` the noise level function (``nlf``, linear between bin centres) and
+        :math:`k` = ``CONDITION_SCALE`` (a level of 25.5 reads 1).
+
+            >>> e = NoiseEstimate(5.1, [5.1] * 3, np.full((3, BINS), 5.1), 0.4, 0.05, 1)
+            >>> [round(float(v), 2) for v in e.condition(np.full((2, 2, 3), 0.5, np.float32))[0, 0]]
+            [0.2, 0.2, 0.2, 0.4, 0.05]
+        """
+        centres = (np.arange(BINS) + 0.5) * 255 / BINS
+        out = np.empty((*image.shape[:2], 5), np.float32)
+        for c in range(3):
+            ch = image[..., min(c, image.shape[2] - 1)] * 255
+            out[..., c] = np.interp(ch, centres, self.nlf[min(c, len(self.nlf) - 1)]) * (CONDITION_SCALE / 255)
+        out[..., 3], out[..., 4] = self.rho1, self.rho2
+        return out
 
     def to_dict(self) -> dict:
         return {"sigma": round(self.sigma, 3), "rho1": round(self.rho1, 3), "rho2": round(self.rho2, 3)}

@@ -15,7 +15,7 @@ from ..errors import InputError
 from .images import is_image_path
 
 __all__ = ["is_ground_truth", "pair_key", "PAIRED_SUBFOLDERS", "paired_subfolders", "index_folder",
-           "find_noisy_images"]
+           "find_images", "find_noisy_images"]
 
 _GT_NAME = re.compile(r"(^gt_|_gt[._]|_mean\.|clean)", re.IGNORECASE)
 PAIRED_SUBFOLDERS = (("sidd_noisy", "sidd_clean"), ("noisy", "clean"), ("noisy_images", "gt_images"),
@@ -74,6 +74,20 @@ def index_folder(folder: Path, role: str, gt: bool | None = None) -> dict[str, P
     if not out:
         raise InputError(f"{folder}: no images in this folder (--{role})")
     return out
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """Every image under ``root`` (a file, or a folder searched recursively; sorted), hidden ones excluded."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)
+                   and not any(s.startswith(".") for s in p.relative_to(root).parts))
+    if not files:
+        raise InputError(f"{root}: no images found (searched recursively)")
+    return files
 
 
 def find_noisy_images(root: str | os.PathLike) -> list[Path]:

@@ -13,6 +13,12 @@ Layout (``ch = (c1, c2, c3)``, ``blocks = (b1, b2, b3)``), every conv 3x3 with z
 * decoder: 1x1 conv + ``PixelShuffle(2)`` up, added to the skip, ``b2`` (then ``b1``) blocks;
 * ``tail`` conv c1 -> 12, ``PixelShuffle(2)``, plus the input: :math:`\hat x = y + g_\phi(y)`.
 
+Noise-conditional (``cond_ch`` > 0, the one-pass student of ``sdap distill --condition``): the network is
+also told the image's measured noise, ``cond_ch`` per-pixel maps (``inference.noise.NoiseEstimate.condition``:
+the noise level function at each pixel's brightness per channel, and the correlations rho1 and rho2), which
+go in beside the image: :math:`\hat x = y + g_\phi([y, m])`, ``head`` then takes (3 + cond_ch) x 4 channels
+(as FFDNet and CBDNet condition a denoiser on a noise map).
+
 A residual block is :math:`x + C(\mathrm{ReLU}(C(x)))`. Input and output range [0, 1] (unclamped).
 H and W must be multiples of ``align`` = 8; ``receptive_radius`` bounds how far an output pixel sees, so
 tiles with that margin and 8-aligned origins reproduce the whole-image result exactly.
@@ -61,14 +67,16 @@ class StudentUNet(nn.Module):
     """H and W (and tile origins) must be multiples of 8: three 2x down-samplings."""
 
     def __init__(self, in_ch: int = 3, ch: tuple[int, int, int] = (32, 64, 128),
-                 blocks: tuple[int, int, int] = (1, 1, 2)) -> None:
+                 blocks: tuple[int, int, int] = (1, 1, 2), cond_ch: int = 0) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in ch)
         b1, b2, b3 = (int(b) for b in blocks)
         self.arch = {"in_ch": int(in_ch), "ch": [c1, c2, c3], "blocks": [b1, b2, b3]}
-        self.in_ch = in_ch
+        if cond_ch:
+            self.arch["cond_ch"] = int(cond_ch)
+        self.in_ch, self.cond_ch = in_ch, int(cond_ch)
         self.unshuffle = nn.PixelUnshuffle(2)
-        self.head = nn.Conv2d(in_ch * 4, c1, 3, padding=1)
+        self.head = nn.Conv2d((in_ch + self.cond_ch) * 4, c1, 3, padding=1)
         self.enc1 = nn.Sequential(*[ResBlock(c1) for _ in range(b1)])
         self.down1 = nn.Conv2d(c1, c2, 2, stride=2)
         self.enc2 = nn.Sequential(*[ResBlock(c2) for _ in range(b2)])
@@ -88,9 +96,11 @@ class StudentUNet(nn.Module):
     skip in the input's dtype (float32 from ``inference.Denoiser``), so only the small correction g carries
     the low precision's rounding (2^-9 of |g|), not the whole signal."""
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """The body runs in its weights' dtype; the residual add in ``y``'s (see ``precise_layers``)."""
-        x1 = self.enc1(torch.relu(self.head(self.unshuffle(y.to(self.head.weight.dtype)))))
+    def forward(self, y: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The body runs in its weights' dtype; the residual add in ``y``'s (see ``precise_layers``).
+        ``cond``: the ``(B, cond_ch, H, W)`` noise maps of a conditional network (required then)."""
+        x = y if not self.cond_ch else torch.cat([y, cond.to(y.dtype)], dim=1)
+        x1 = self.enc1(torch.relu(self.head(self.unshuffle(x.to(self.head.weight.dtype)))))
         x2 = self.enc2(self.down1(x1))
         x3 = self.mid(self.down2(x2))
         d2 = self.dec2(self.up2(x3) + x2)
@@ -132,7 +142,8 @@ class StudentUNet(nn.Module):
         try:
             with torch.no_grad():
                 w = self.head.weight
-                self(torch.zeros(1, self.in_ch, 64, 64, device=w.device, dtype=w.dtype))
+                z = torch.zeros(1, self.in_ch, 64, 64, device=w.device, dtype=w.dtype)
+                self(z, torch.zeros(1, self.cond_ch, 64, 64, device=w.device, dtype=w.dtype) if self.cond_ch else None)
         finally:
             for h in hs:
                 h.remove()

@@ -39,17 +39,19 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..config import DistillConfig
 from ..errors import CheckpointError, ConfigError
 from ..inference.adaptive import AdaptiveDenoiser
 from ..inference.checkpoints import load_weights
 from ..inference.denoiser import Denoiser
 from ..inference.denoisers import light_path_denoiser
+from ..inference.noise import COND_CH
 from ..io import images
 from ..io.atomic import atomic_write
 from ..method.student import StudentUNet
+from ..training_config import DistillConfig
 from .datasets import NoisyCrops, find_noisy_images_all
 from .loop import Recipe, TrainResult, fit, setup
+from .onepass import onepass_entries, synthetic_entries, synthetic_repeat
 from .trainer import autocast_context
 from .validation import load_validation_set, mean_scores, validate_student
 
@@ -150,18 +152,20 @@ def recharge(y: torch.Tensor, targets: torch.Tensor, p: float, gen: torch.Genera
 
 def distill_loss(net: torch.nn.Module, batch: torch.Tensor, *, precision: str = "fp32",
                  channels_last: bool = True, channels: int = 3, recharge_p: float = 0.0,
-                 gen: torch.Generator | None = None) -> torch.Tensor:
+                 gen: torch.Generator | None = None, cond_ch: int = 0) -> torch.Tensor:
     r""":math:`\sum_k \mathrm{mean}|g_\phi(y) - T_k(y)|` for ``batch`` = cat([y, T_1(y), ..., T_K(y)], dim=1),
-    ``(B, C (1 + K), P, P)``; with ``recharge_p`` > 0 the targets are :func:`recharge`\ d first."""
+    ``(B, C (1 + K), P, P)``; with ``recharge_p`` > 0 the targets are :func:`recharge`\ d first. With
+    ``cond_ch`` > 0 the batch ends with the noise maps the network is told: :math:`g_\phi(y, m)`."""
     c = channels
     y = batch[:, :c]
-    targets = batch[:, c:].reshape(batch.shape[0], -1, c, *batch.shape[2:])
+    cond = batch[:, batch.shape[1] - cond_ch:] if cond_ch else None
+    targets = batch[:, c:batch.shape[1] - cond_ch].reshape(batch.shape[0], -1, c, *batch.shape[2:])
     if recharge_p > 0:
         targets = recharge(y, targets, recharge_p, gen)
     if channels_last:
         y = y.contiguous(memory_format=torch.channels_last)
     with autocast_context(batch.device, precision):
-        out = net(y)
+        out = net(y) if cond is None else net(y, cond)
     return (out.float().unsqueeze(1) - targets).abs().mean(dim=(0, 2, 3, 4)).sum()
 
 
@@ -208,6 +212,44 @@ def ensemble_targets(cfg: DistillConfig, env, files: list[Path], cache_dir: Path
     return noisy, total, computed, dens, facts
 
 
+def _init_student(model: StudentUNet, path: Path) -> None:
+    """Load a student's weights into ``model``; an unconditioned student into a conditional one with the
+    noise maps' input weights zero, so training starts from exactly that student."""
+    init = load_weights(path)
+    arch = {k: v for k, v in model.arch.items() if k != "cond_ch"}
+    if init.model.kind != model.kind or {k: v for k, v in init.model.arch.items() if k != "cond_ch"} != arch \
+            or init.model.cond_ch not in (0, model.cond_ch):
+        raise CheckpointError(f"{path}: not a student with the architecture {model.arch}")
+    sd = init.model.state_dict()
+    if init.model.cond_ch != model.cond_ch:
+        w = sd["head.weight"]
+        extra = torch.zeros(w.shape[0], model.head.weight.shape[1] - w.shape[1], *w.shape[2:], dtype=w.dtype)
+        sd["head.weight"] = torch.cat([w, extra], dim=1)
+    model.load_state_dict(sd)
+
+
+def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.ndarray], heavy: list[np.ndarray],
+                   cache_dir: Path) -> tuple[list[np.ndarray], dict]:
+    """The conditional student's entries (``onepass``): real images with their path's target, then the
+    clean photos and their synthetic noisy versions, listed so they make ``SYNTHETIC_SHARE`` of the draws."""
+    light = load_weights(cfg.light_teacher)
+    if light.model.role.one_pass:
+        raise ConfigError(f"{light.path}: the light teacher must be a blind-spot DBSNl, not a distilled student")
+    light_den = light_path_denoiser(light, device=env.device, precision=env.precision)
+    key = f"{file_hash(light.path)[:12]}-pd1-none-{env.precision}"
+
+    def light_cache(i: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        entry = cache_dir / f"{Path(files[i]).stem}-{file_hash(files[i])[:16]}-{key}.npy"
+        return _cached_target(entry, noisy[i].shape, compute)[0]
+
+    real, paths = onepass_entries(noisy, heavy, light_den, light_cache)
+    syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed) if cfg.clean else []
+    repeat = synthetic_repeat(len(real), len(syn))
+    facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": file_hash(light.path)},
+             "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic, "repeat": repeat}
+    return real + syn * repeat, facts
+
+
 def distill(cfg: DistillConfig, *, resume: bool = False,
             on_teacher: Callable[[int, int, Path, bool], None] | None = None,
             on_step: Callable[[int, int, float, float], None] | None = None,
@@ -234,20 +276,23 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     del teacher, dens
 
     torch.manual_seed(cfg.seed)
-    model = StudentUNet(ch=cfg.student.ch, blocks=cfg.student.blocks)
+    cond_ch = COND_CH if cfg.condition else 0
+    model = StudentUNet(ch=cfg.student.ch, blocks=cfg.student.blocks, cond_ch=cond_ch)
     if cfg.init is not None:
-        init = load_weights(cfg.init)
-        if init.model.kind != model.kind or init.model.arch != model.arch:
-            raise CheckpointError(f"{cfg.init}: not a student with the architecture {model.arch}")
-        model.load_state_dict(init.model.state_dict())
-    pairs = [np.concatenate([y, t], axis=2) for y, t in zip(noisy, targets)]
+        _init_student(model, cfg.init)
+    onepass = None
+    if cfg.condition:
+        pairs, onepass = _onepass_pairs(cfg, env, files, noisy, targets, cache_dir)
+    else:
+        pairs = [np.concatenate([y, t], axis=2) for y, t in zip(noisy, targets)]
+    del noisy, targets
     data = NoisyCrops([], cfg.patch, cfg.batch, cfg.seed, arrays=pairs)
 
     def loss(net: torch.nn.Module, batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return distill_loss(net, batch, precision=env.precision, channels_last=cfg.channels_last,
-                            recharge_p=cfg.recharge, gen=gen)
+                            recharge_p=cfg.recharge, gen=gen, cond_ch=cond_ch)
 
-    summary = {"images": len(files), "teacher": {**facts[0], "refine": cfg.teacher_refine, "val": teacher_val,
+    summary = {"images": len(files), "onepass": onepass, "teacher": {**facts[0], "refine": cfg.teacher_refine, "val": teacher_val,
                                                    "targets": list(cfg.targets), "recharge": cfg.recharge,
                                                    "ensemble": facts[1:]},
                "teacher_outputs_computed": computed}

@@ -18,13 +18,13 @@ from typing import Callable
 
 import torch
 
-from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..inference.checkpoints import load_weights
 from ..inference.device import DTYPES
 from ..method.dbsnl import DBSNl
 from ..method.loss import cyclic_l1
 from ..method.sampler import rsg_sample
+from ..training_config import TrainConfig
 from .datasets import NoisyCrops, find_noisy_images_all
 from .loop import Recipe, Setup, TrainResult, fit, setup
 from .validation import load_validation_set, validate

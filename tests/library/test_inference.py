@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdap_cli.inference.denoiser import Denoiser, r3_mask, required_margin, tile_boxes
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.inference.tiling import required_margin, tile_boxes
 from sdap_cli.method.dbsnl import DBSNl
+from sdap_cli.method.refine import r3_mask
 
 
 @pytest.mark.parametrize("refine", ["none", "e", "r3"])
@@ -90,12 +92,12 @@ def test_oom_retries_with_half_tile(tiny_model, monkeypatch):
     calls = []
     real = Denoiser._denoise_tiled
 
-    def flaky(self, y, out, tile, margin, post, on_tile):
+    def flaky(self, y, out, tile, margin, post, on_tile, noise=None):
         calls.append(tile)
         if tile > 64:
             out[:] = -1         # a half-written output is overwritten by the retry
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, y, out, tile, margin, post, on_tile)
+        return real(self, y, out, tile, margin, post, on_tile, noise)
 
     monkeypatch.setattr(Denoiser, "_denoise_tiled", flaky)
     out = d.denoise(img, tile=256)
@@ -124,7 +126,7 @@ def test_bf16_stays_close_to_fp32(tiny_model):
 
 
 def test_auto_tile_is_bounded_aligned_and_scales_with_width():
-    from sdap_cli.inference.denoiser import auto_tile
+    from sdap_cli.inference.tiling import auto_tile
 
     cpu = torch.device("cpu")
     full_fp32 = Denoiser(DBSNl(), refine="e").bytes_per_pixel
@@ -171,7 +173,7 @@ def test_tile_shape_is_the_shape_denoise_feeds_the_network(tiny_model):
     den = Denoiser(tiny_model, refine="none")
     seen = set()
     real = den.denoise_tensor
-    den.denoise_tensor = lambda t, origin=(0, 0): (seen.add(tuple(t.shape[-2:])), real(t, origin))[1]
+    den.denoise_tensor = lambda t, origin=(0, 0), cond=None: (seen.add(tuple(t.shape[-2:])), real(t, origin, cond))[1]
     img = np.random.default_rng(7).random((75, 61, 3), dtype=np.float32)
     tile = 2 * den.margin + 10
     den.denoise(img, tile=tile)

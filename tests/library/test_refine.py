@@ -6,10 +6,12 @@ import typing
 import numpy as np
 import pytest
 
-from sdap_cli.config import BenchmarkConfig, DistillConfig, InferenceConfig, RefineMode
-from sdap_cli.inference.denoiser import Denoiser, required_margin
+from sdap_cli.config import BenchmarkConfig, InferenceConfig, RefineMode
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.inference.tiling import required_margin
 from sdap_cli.method.dbsnl import DBSNl
 from sdap_cli.method.refine import REFINEMENTS
+from sdap_cli.training_config import DistillConfig
 
 
 def _choices(annotation) -> tuple:

@@ -1,0 +1,89 @@
+r"""The training set of the noise-conditional one-pass student (``sdap distill --condition``).
+
+Every input y comes with the maps the student is told at inference, :math:`m = ` ``measure_noise(y)
+.condition(y)`` (measured on the whole image, as ``sdap denoise`` measures it), and with one target, the
+best this project makes for that kind of noise:
+
+* a real noisy image takes the target of the path ``adaptive.choose_path`` gives it, with the teachers of
+  today's adaptive default: *heavy* (phone-like noise) the teacher (or the ensemble's mean) with PD-2 + E,
+  Wiener-blended below ``SIGMA_HEAVY`` as the heavy path blends; *light* (white, light or correlated
+  beyond PD-2) the light teacher at PD-1 plus the residual Wiener blend; *clean* the input itself;
+* a clean photo (``--clean``) is its own target, and so is each of its ``--synthetic`` noisy versions
+  (``synthetic.noisy_versions``): there the truth is known, so it is the target.
+
+Clean photos and their noisy versions are few beside the real noisy images, so they are listed
+``repeat`` times (:func:`synthetic_repeat`): a ``SYNTHETIC_SHARE`` of the crops drawn comes from them, so
+that light and white noise, which the real data hardly holds, is seen in a third of the steps.
+
+Each entry is ``cat([y, target, m], axis=2)``: ``(H, W, 3 + 3 + COND_CH)`` float32.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..inference.adaptive import choose_path, heavy_blend_weight, wiener_blend
+from ..inference.denoiser import Denoiser
+from ..inference.noise import measure_noise
+from ..io import images
+from ..io.folders import find_images
+from .synthetic import noisy_versions
+
+__all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entries", "synthetic_repeat"]
+
+SYNTHETIC_SHARE = 1 / 3
+
+
+def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
+    """The target of a real noisy image and its path: the input (clean), the heavy output blended as the
+    heavy path blends, or the light network's output (``light()``, computed only when needed) blended."""
+    est = measure_noise(y)
+    path = choose_path(est)
+    if path == "clean":
+        return y, path
+    if path == "heavy":
+        amount = heavy_blend_weight(est)
+        return (wiener_blend(y, heavy, est.sigma_map(heavy), amount=amount) if amount else heavy), path
+    x = light()
+    return wiener_blend(y, x, est.sigma_map(x)), path
+
+
+def _entry(y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return np.concatenate([y, target, measure_noise(y).condition(y)], axis=2).astype(np.float32)
+
+
+def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den: Denoiser,
+                    light_cache: Callable[[int, Callable[[], np.ndarray]], np.ndarray]
+                    ) -> tuple[list[np.ndarray], dict[str, int]]:
+    """Entries of the real noisy images (module docstring) and how many took each path.
+    ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``)."""
+    out, paths = [], {}
+    for i, (y, h) in enumerate(zip(noisy, heavy)):
+        t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)))
+        paths[path] = paths.get(path, 0) + 1
+        out.append(_entry(y, t))
+    return out, paths
+
+
+def synthetic_entries(clean: list[str], versions: int, seed: int) -> list[np.ndarray]:
+    """Entries of the clean photos under ``clean`` (folders searched recursively, or files): each photo
+    as its own target, then its ``versions`` noisy versions with it as their target."""
+    out = []
+    for i, f in enumerate(p for c in clean for p in find_images(c)):
+        x = images.read_image(f).rgb
+        out.append(_entry(x, x))
+        out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, i)]
+    return out
+
+
+def synthetic_repeat(real: int, synthetic: int, share: float = SYNTHETIC_SHARE) -> int:
+    """How often to list the synthetic entries so they make about ``share`` of the draws (at least once).
+
+        >>> synthetic_repeat(640, 115)
+        3
+    """
+    if not synthetic:
+        return 0
+    return max(1, round(share * real / ((1 - share) * synthetic)))

@@ -1,0 +1,152 @@
+"""What `sdap train` and `sdap distill` accept: pydantic models, the one source of their defaults, bounds and
+cross-field checks (the other commands' are in ``config.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from .config import RefineMode, StrictModel
+
+__all__ = ["ModelConfig", "LoopConfig", "TrainConfig", "StudentConfig", "DistillConfig"]
+
+
+class ModelConfig(StrictModel):
+    """DBSNl architecture (paper defaults); ``in_ch``/``out_ch``: image channels in and out."""
+
+    in_ch: int = Field(3, ge=1)
+    out_ch: int = Field(3, ge=1)
+    base_ch: int = Field(128, ge=2, multiple_of=2)
+    """Branch width; 128 in the paper."""
+    num_module: int = Field(9, ge=0)
+    """Dilated residual blocks per branch; 9 in the paper."""
+
+
+class LoopConfig(StrictModel):
+    """Options every training loop has (``sdap train`` and ``sdap distill``)."""
+
+    data: list[str] = Field(min_length=1)
+    """Folders (searched recursively) or files of noisy images; GT files by SIDD/CC naming are ignored."""
+    out: str = "runs/sdap"
+    """Run folder: config.yaml, train_log.csv, state.pt (resume), best/last .safetensors."""
+    patch: int = Field(160, ge=8)
+    """Training crop side."""
+    batch: int = Field(16, ge=1)
+    """Crops per step (per process under torchrun)."""
+    lr: float = Field(1e-4, gt=0)
+    """Adam learning rate (betas 0.9, 0.999)."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """Learning-rate schedule."""
+    lr_min: float = Field(1e-6, ge=0)
+    """Final learning rate of the cosine schedule."""
+    warmup: int = Field(0, ge=0)
+    """Linear learning-rate warm-up over the first N steps (0: none); for --init runs whose Adam state is lost."""
+    iterations: int = Field(20000, ge=1)
+    """Optimizer steps in total."""
+    ema: float = Field(0.0, ge=0.0, lt=1.0)
+    """Weight average decay d: after each step avg <- d avg + (1 - d) w; validated, kept, saved instead (0: off)."""
+    val: Optional[str] = None
+    """Validation folder (noisy/clean sub-folders) or folder with the SIDD validation .mat files."""
+    val_every: int = Field(500, ge=1)
+    """Validate every this many steps (and at the end)."""
+    val_limit: Optional[int] = Field(None, ge=1)
+    """Use only the first N validation images."""
+    checkpoint_every: int = Field(500, ge=1)
+    """Save the resumable state (and a numbered .safetensors) every this many steps."""
+    log_every: int = Field(20, ge=1)
+    """Write a CSV row every this many steps."""
+    seed: int = 0
+    """Seed of crops, augmentation, random permutations and initial weights."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision; master weights stay fp32."""
+    channels_last: bool = True
+    compile: bool = False
+    """torch.compile the network (CUDA; slow to start)."""
+    workers: int = Field(2, ge=0)
+    """DataLoader worker processes."""
+    threads: Optional[int] = Field(None, ge=1)
+
+
+class TrainConfig(LoopConfig):
+    """`sdap train`: SDAP self-supervised training (RSG + cyclic L1) of DBSNl on noisy images."""
+
+    preset: Optional[Literal["stage1", "stage2"]] = None
+    """Paper schedule this run follows (sets lr, patch, batch unless given)."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    p: int = Field(5, ge=2, le=8)
+    """RSG cell size: p*p sub-images per patch (5 in SDAP); the patch must be a multiple of it."""
+    init: Optional[Path] = None
+    """Initial weights (any format `denoise` loads), e.g. the stage-1 best for stage 2."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.patch % self.p:
+            raise ValueError(f"patch {self.patch} must be a multiple of the RSG cell size p = {self.p}; "
+                             f"try {self.patch // self.p * self.p}")
+        if self.preset == "stage2" and self.init is None:
+            raise ValueError("preset stage2 fine-tunes the stage-1 best: pass --init RUN/best.safetensors")
+        return self
+
+
+class StudentConfig(StrictModel):
+    """StudentUNet architecture: widths and residual blocks of its three levels (1/2, 1/4, 1/8)."""
+
+    ch: tuple[int, int, int] = (32, 64, 128)
+    """Channels per level."""
+    blocks: tuple[int, int, int] = (1, 1, 2)
+    """Residual blocks per level (encoder and decoder each)."""
+
+    @field_validator("ch", "blocks")
+    @classmethod
+    def _positive(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(v) < 1:
+            raise ValueError(f"{v}: every level needs at least 1")
+        return v
+
+
+class DistillConfig(LoopConfig):
+    """`sdap distill`: train a StudentUNet on noisy -> teacher output pairs (L1)."""
+
+    out: str = "runs/distill"
+    teacher: Optional[Path] = None
+    """Teacher weights (a DBSNl file); None: the shipped default."""
+    ensemble: list[Path] = []
+    """More teachers (DBSNl files): each target is the per-pixel mean over ``teacher`` and these."""
+    teacher_refine: RefineMode = "e"
+    """How the teacher denoises the training images (its outputs are the targets)."""
+    targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "auto"]] = ["teacher"]
+    """Teacher outputs the student learns, loss summed over them (training/distill.py TARGETS)."""
+    recharge: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability that a pixel of one random target takes the noisy value (APR-RD's recharge)."""
+    cache: Optional[Path] = None
+    """Folder of cached teacher outputs (keyed by teacher, image, refine, target); None: ``<out>/teacher_cache``."""
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    init: Optional[Path] = None
+    """Initial student weights (a student .safetensors)."""
+    patch: int = Field(128, ge=8, multiple_of=8)
+    """Training crop side, a multiple of 8 (the student's alignment)."""
+    batch: int = Field(8, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    iterations: int = Field(10000, ge=1)
+    condition: bool = False
+    """A noise-conditional one-pass student (training/onepass.py): told each image's measured noise, it
+    learns every path's output (heavy: the teacher; light: the light teacher at PD-1 + blend; clean: the
+    input) and, from ``clean`` images with synthetic noise, the clean image itself."""
+    clean: list[str] = []
+    """Folders or files of clean photos: each is a target of itself and of ``synthetic`` noisy versions."""
+    synthetic: int = Field(4, ge=0)
+    """Noisy versions of each clean photo (training/synthetic.py: white, signal, box, pd2, bayer; 1-12 levels)."""
+    light_teacher: Optional[Path] = None
+    """The network of the light path's targets (PD-1 + blend); None: the shipped teacher."""
+
+    @model_validator(mode="after")
+    def _one_pass(self) -> "DistillConfig":
+        if self.clean and not self.condition:
+            raise ValueError("--clean trains the noise-conditional student: add --condition")
+        if self.condition and (self.targets != ["teacher"] or self.recharge):
+            raise ValueError("--condition makes its own targets (one per image): leave --targets and --recharge")
+        return self

@@ -1,0 +1,158 @@
+"""The noise-conditional one-pass student (issue 27): what it is told, that tiling and repetition do not
+change its output, its training set (synthetic noise, each path's target), and its export."""
+
+import numpy as np
+import pytest
+import torch
+
+from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path, heavy_blend_weight, wiener_blend
+from sdap_cli.inference.denoiser import make_denoiser
+from sdap_cli.inference.noise import BINS, COND_CH, measure_noise
+from sdap_cli.method.student import StudentUNet
+from sdap_cli.training.onepass import path_target, synthetic_repeat
+from sdap_cli.training.synthetic import KINDS, add_noise, noisy_versions
+from tests.helpers import noisy_rgb
+
+
+def _cond_student(seed: int = 0) -> StudentUNet:
+    torch.manual_seed(seed)
+    net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH).eval()
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.05)
+    return net
+
+
+def _scene(h=96, w=112, seed=0, sigma=6.0):
+    rng = np.random.default_rng(seed)
+    x = noisy_rgb(h, w, seed=seed).astype(np.float32) / 255
+    return x, np.clip(x + rng.normal(0, sigma / 255, x.shape), 0, 1).astype(np.float32)
+
+
+def test_the_condition_is_the_measured_level_function_at_each_pixel():
+    _, y = _scene()
+    est = measure_noise(y)
+    m = est.condition(y)
+    assert m.shape == (*y.shape[:2], COND_CH) and m.dtype == np.float32
+    centres = (np.arange(BINS) + 0.5) * 255 / BINS
+    for c in range(3):                        # the level function of channel c at the pixel's own value
+        want = np.interp(y[..., c] * 255, centres, est.nlf[c]) / 255 * 10
+        assert np.allclose(m[..., c], want, atol=1e-6)
+    assert np.all(m[..., 3] == np.float32(est.rho1)) and np.all(m[..., 4] == np.float32(est.rho2))
+
+
+def test_the_network_is_told_the_whole_images_measurement_per_tile():
+    """What reaches the network for each tile is the condition of that tile's samples under the
+    estimate of the whole image, and the result is the same tiled or whole, run after run."""
+    _, y = _scene(200, 184)
+    den = make_denoiser(_cond_student(), precision="fp32")
+    seen = []
+    inner = den.network
+
+    def spy(x, cond):
+        seen.append((x.clone(), cond.clone()))
+        return inner(x, cond)
+
+    den.network = spy
+    whole = den.denoise(y, tile=10_000)
+    est = measure_noise(y)
+    x, cond = seen[-1]
+    tile = x[0].permute(1, 2, 0).numpy()
+    assert np.allclose(cond[0].permute(1, 2, 0).numpy(), est.condition(tile), atol=1e-6)
+    den.network = inner
+    tiles = []
+    tiled = den.denoise(y, tile=160, on_tile=lambda d, t: tiles.append(t))
+    assert tiles[-1] > 1
+    assert np.array_equal(whole, den.denoise(y, tile=10_000))          # deterministic
+    assert np.abs(whole - tiled).max() < 1e-5                           # tiled == whole
+    assert np.abs(whole - y).max() > 1e-3                               # the network did something
+
+
+def test_auto_with_a_conditional_student_takes_one_pass_and_reports_what_it_was_told():
+    x, y = _scene()
+    den = make_denoiser(_cond_student(), precision="fp32", weights="s.safetensors")
+    out, decision = AdaptiveDenoiser(den, den).denoise(y)
+    assert decision.path == "one-pass" and decision.network["blend"] == 0.0
+    told = decision.network["told"]
+    assert told["rho1"] == round(decision.noise.rho1, 3) and len(told["sigma_channels"]) == 3
+    assert np.array_equal(out, den.denoise(y, noise=decision.noise))
+    clean = np.round(x * 255) / 255                                      # a clean image stays itself
+    out, decision = AdaptiveDenoiser(den, den).denoise(np.full_like(clean, 0.5))
+    assert decision.path == "clean" and decision.network is None
+
+
+def test_a_student_initialised_from_an_unconditioned_one_starts_as_it():
+    from sdap_cli.training.distill import _init_student  # noqa: PLC2701 - the helper under test
+
+    plain = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))
+    with torch.no_grad():
+        plain.tail.weight.normal_(0, 0.05)
+    import tempfile
+    from pathlib import Path
+
+    from sdap_cli.inference.checkpoints import save_weights
+
+    with tempfile.TemporaryDirectory() as d:
+        p = save_weights(Path(d) / "p.safetensors", plain, dtype=torch.float32)
+        cond = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH)
+        _init_student(cond, p)
+    y = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.allclose(cond(y, torch.rand(1, COND_CH, 32, 40)), plain(y), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_synthetic_noise_has_its_level_and_correlation(kind):
+    x = np.full((128, 128, 3), 0.5, np.float32)
+    n = (add_noise(x, kind, 8.0, np.random.default_rng(1)) - x) * 255
+    assert 7.0 < n.std() < 9.0, n.std()
+    r1 = np.mean([np.corrcoef(n[:, :-1, c].ravel(), n[:, 1:, c].ravel())[0, 1] for c in range(3)])
+    expected = {"white": 0.0, "signal": 0.0, "box": 0.67, "pd2": 0.44, "bayer": 0.5}[kind]
+    assert abs(r1 - expected) < 0.15, (kind, r1)
+
+
+def test_noisy_versions_are_reproducible_and_cycle_the_kinds():
+    x = noisy_rgb(40, 40).astype(np.float32) / 255
+    a, b = noisy_versions(x, 5, seed=3, index=2), noisy_versions(x, 5, seed=3, index=2)
+    assert all(np.array_equal(p[0], q[0]) for p, q in zip(a, b))
+    assert [k for _, k, _ in a] == [KINDS[(2 + v) % 5] for v in range(5)]
+    assert all(1.0 <= lvl <= 12.0 for _, _, lvl in a)
+
+
+def test_each_path_gets_its_target():
+    x, y = _scene(sigma=6.0)
+    heavy = np.clip(x + 0.001, 0, 1).astype(np.float32)
+    light = np.clip(x - 0.001, 0, 1).astype(np.float32)
+    est = measure_noise(y)
+    t, path = path_target(y, heavy, lambda: light)
+    assert path == choose_path(est)
+    if path == "heavy":
+        a = heavy_blend_weight(est)
+        want = wiener_blend(y, heavy, est.sigma_map(heavy), amount=a) if a else heavy
+    else:
+        want = wiener_blend(y, light, est.sigma_map(light))
+    assert np.array_equal(t, want)
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    t, path = path_target(flat, heavy[:64, :64], lambda: light[:64, :64])
+    assert path == "clean" and t is flat
+
+
+def test_synthetic_share():
+    assert synthetic_repeat(600, 100) == 3 and synthetic_repeat(600, 0) == 0 and synthetic_repeat(10, 100) == 1
+
+
+def test_a_conditional_student_exports_with_its_noise_input(tmp_path):
+    from sdap_cli.inference.export import ConditionedPipeline, export_torchscript, pipeline
+
+    net = _cond_student()
+    pipe = pipeline(net)
+    assert isinstance(pipe, ConditionedPipeline)
+    _, y = _scene(37, 53)
+    noise = torch.from_numpy(measure_noise(y).condition(y)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(y).permute(2, 0, 1)[None]
+    den = make_denoiser(net, precision="fp32")
+    with torch.no_grad():
+        ref = pipe(x, noise)[0].permute(1, 2, 0).numpy()
+    assert np.abs(ref - den.denoise(y, noise=measure_noise(y))).max() < 1e-5
+    export_torchscript(tmp_path / "c.pt", net)
+    out = torch.jit.load(str(tmp_path / "c.pt"))(x, noise)
+    assert out.shape == x.shape and not out.requires_grad
