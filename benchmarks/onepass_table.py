@@ -14,7 +14,10 @@ light path beside it. Rows (SDAP convention; PSNR dB):
 * white noise of std 2 and 5 (seeded, rounded to 8 bits) on those clean photos: mean output PSNR minus
   mean input PSNR, and the worst image's output minus its input;
 * DND (the 33 + 64 shared crops, no references): the residual noise of the output, the wavelet-MAD
-  estimate ``skimage.restoration.estimate_sigma`` (mean over channels, 0-255), max and mean.
+  estimate ``skimage.restoration.estimate_sigma`` (mean over channels, 0-255; it needs PyWavelets,
+  ``pip install PyWavelets``), max and mean.
+
+Each row is printed as it is measured (``student | set | figure``), then the table.
 """
 
 from __future__ import annotations
@@ -99,18 +102,25 @@ def main() -> None:
     rows = {}
     for s in students:
         den = denoiser(s)
-        rows[Path(s).name] = {
-            "SIDD blocks (5)": pairs_row(den, a.data, "sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy",
-                                         "sidd_val_blocks/p1y2z3_SDAP/SIDD_clean"),
-            "SIDD val pairs (65)": pairs_row(den, a.data, "sidd_val_scoredvi/val/noisy", "sidd_val_scoredvi/val/GT"),
-            "CC15 (15)": pairs_row(den, a.data, "nam_cc15_mcwnnm/Real_ccnoise_denoised_part",
-                                   "nam_cc15_mcwnnm/Real_ccnoise_denoised_part"),
-            "clean, held out (8)": clean_row(den, held), "clean, trained on (20)": clean_row(den, trained),
-            "white 2, held out": white_row(den, held, 2), "white 2, trained on": white_row(den, trained, 2),
-            "white 5, held out": white_row(den, held, 5), "white 5, trained on": white_row(den, trained, 5),
-            "DND residual noise": dnd_row(den, a.data),
+        measures = {
+            "DND residual noise": lambda: dnd_row(den, a.data),
+            "SIDD blocks (5)": lambda: pairs_row(den, a.data, "sidd_val_blocks/p1y2z3_SDAP/SIDD_noisy",
+                                                 "sidd_val_blocks/p1y2z3_SDAP/SIDD_clean"),
+            "SIDD val pairs (65)": lambda: pairs_row(den, a.data, "sidd_val_scoredvi/val/noisy",
+                                                     "sidd_val_scoredvi/val/GT"),
+            "CC15 (15)": lambda: pairs_row(den, a.data, "nam_cc15_mcwnnm/Real_ccnoise_denoised_part",
+                                           "nam_cc15_mcwnnm/Real_ccnoise_denoised_part"),
+            "clean, held out (8)": lambda: clean_row(den, held),
+            "clean, trained on (20)": lambda: clean_row(den, trained),
+            "white 2, held out": lambda: white_row(den, held, 2),
+            "white 2, trained on": lambda: white_row(den, trained, 2),
+            "white 5, held out": lambda: white_row(den, held, 5),
+            "white 5, trained on": lambda: white_row(den, trained, 5),
         }
-        print(f"done: {s}", flush=True)
+        rows[Path(s).name] = {}
+        for k, measure in measures.items():
+            rows[Path(s).name][k] = measure()
+            print(f"{Path(s).name} | {k} | {rows[Path(s).name][k]}", flush=True)
     names = list(rows)
     print("| set | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for k in rows[names[0]]:

@@ -82,13 +82,15 @@ StrengthOpt = Annotated[Optional[float], _opt(help="Denoising strength 0-1: outp
 PdOpt = Annotated[Optional[int], _opt("--pd", help="PD factor of the teacher's first pass: 2 "
                   "(SDAP) for camera noise correlated between neighbouring pixels; 1 for light, "
                   "pixel-independent noise (clean DSLR shots).", default=shown(_I, "pd"))]
-ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (the fast distilled student on CPU, "
-                     "the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher or student.",
+ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (on CPU the fast distilled student, "
+                     "told each image's noise; the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher "
+                     "or student.",
                      default=shown(_I, "model"), complete=(_I, "model"))]
-AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise and "
-                    "choose its path: phone-like noise -> the default network; light or white noise "
-                    "-> the teacher at PD-1 blended to keep detail; a clean image -> itself. --no-auto, or any "
-                    "of --model teacher/student, --pd, --refine, --strength, --adapt: one fixed path.",
+AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise; a clean "
+                    "image comes back as it is; on CPU the student is told the noise and makes one pass; with "
+                    "the teacher, phone-like noise -> PD-2 + E, light or white noise -> PD-1 blended to keep "
+                    "detail. --no-auto, or any of --model teacher/student, --pd, --refine, --strength, --adapt: "
+                    "one fixed path.",
                     default=shown(_I, "auto"))]
 QuietOpt = Annotated[bool, _opt("--quiet", "-q", help="Print errors only.", default=OFF)]
 

@@ -45,17 +45,20 @@ def test_denoise_reports_the_decision_and_no_auto_is_the_fixed_path(tmp_path, li
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     noise = d["files"][0]["noise"]
-    assert d["auto"] is True and noise["path"] == "light"
+    assert d["auto"] is True and noise["path"] == "one-pass"          # the CPU default: the student, told
     assert 4 < noise["sigma"] < 6 and abs(noise["rho1"]) < 0.2
-    assert f"light path: noise {noise['sigma']:.1f}, rho1" in r.stderr    # the per-file line (no TTY here)
+    assert f"one-pass path: noise {noise['sigma']:.1f}, rho1" in r.stderr    # the per-file line (no TTY here)
     assert "auto: " in r.stderr
     r = invoke("denoise", src, "-o", tmp_path / "fixed", "--json", "--no-auto", "--precision", "fp32")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["auto"] is False and d["files"][0]["noise"] is None and d["network"]["model"] == "student"
     a, b = (cv2.imread(str(tmp_path / f / "light.png"))[..., ::-1] / 255.0 for f in ("auto", "fixed"))
+    assert np.array_equal(a, b)            # the conditional student measures the noise itself without --auto
     err = lambda z: np.mean((z - x) ** 2)                      # noqa: E731
-    assert err(a) < err(b)                                     # the adaptive output is the better one
+    assert err(a) < np.mean((cv2.imread(str(src))[..., ::-1] / 255.0 - x) ** 2)      # and removes it
+    r = invoke("denoise", src, "-o", tmp_path / "teacher", "--json", "--model", "teacher", "--pd", "1")
+    assert r.exit_code == 0 and json.loads(r.stdout)["network"]["model"] == "teacher"  # the teacher paths stay
 
 
 def test_evaluate_writes_path_and_noise_columns(tmp_path, light):
@@ -65,9 +68,9 @@ def test_evaluate_writes_path_and_noise_columns(tmp_path, light):
                "--json", tmp_path / "s.json", "-q")
     assert r.exit_code == 0, r.output
     row = next(csv.DictReader(open(tmp_path / "s.csv")))
-    assert row["path"] == "light" and 4 < float(row["sigma"]) < 6 and row["rho1"] and row["rho2"]
+    assert row["path"] == "one-pass" and 4 < float(row["sigma"]) < 6 and row["rho1"] and row["rho2"]
     d = json.loads((tmp_path / "s.json").read_text())
-    assert d["auto"] is True and d["images"][0]["path"] == "light"
+    assert d["auto"] is True and d["images"][0]["path"] == "one-pass"
     assert d["images"][0]["psnr"] > d["images"][0]["psnr_in"]
     r = invoke("evaluate", "--noisy", src.parent, "--clean", clean.parent, "--json", tmp_path / "f.json",
                "-q", "--no-auto")

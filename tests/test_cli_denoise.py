@@ -315,13 +315,15 @@ def test_summary_and_json_name_the_network_that_ran(tmp_path):
     assert d["network"] is None and "model" not in d and "pd" not in d
     files = {Path(f["input"]).name: f for f in d["files"]}
     light = files["white.png"]
-    assert light["noise"]["path"] == "light"
-    assert Path(light["network"].pop("weights")).name == "sdap_default.safetensors"
-    assert light["network"] == {"model": "teacher", "pd": 1, "refine": "none", "strength": 1.0, "blend": 1.0}
+    assert light["noise"]["path"] == "one-pass"
+    assert Path(light["network"].pop("weights")).name == "sdap_student.safetensors"
+    told = light["network"].pop("told")
+    assert told["rho1"] == light["noise"]["rho1"] and len(told["sigma_channels"]) == 3
+    assert light["network"] == {"model": "student", "pd": 1, "refine": "none", "strength": 1.0, "blend": 0.0}
     assert files["clean.png"]["noise"]["path"] == "clean" and files["clean.png"]["network"] is None
-    assert d["paths"] == {"clean": 1, "light": 1}
-    summary = r.output.strip().splitlines()[-1]
-    assert "light 1: teacher sdap_default.safetensors PD-1 + blend" in r.output and "heavy" not in summary
+    assert d["paths"] == {"clean": 1, "one-pass": 1}
+    summary = r.stderr.strip().splitlines()[-1]
+    assert "one-pass 1: student sdap_student.safetensors" in summary and "clean 1: nothing ran" in summary
     r = invoke("denoise", tmp_path / "in" / "white.png", "-o", tmp_path / "fixed", "--no-auto", "--json")
     d = json.loads(r.stdout)
     assert d["network"]["model"] == "student" and d["network"]["pd"] == 1 and d["paths"] == {}

@@ -450,12 +450,12 @@ def test_rows_and_summary_name_what_ran(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads((tmp_path / "r.json").read_text())
     row = d["images"][0]
-    assert row["path"] == "light" and row["network"]["model"] == "teacher" and row["network"]["pd"] == 1
-    assert d["paths"] == {"light": 1} and d["network"] is None and "refine" not in d
-    assert "light 1: teacher sdap_default.safetensors PD-1 + blend" in " ".join(r.output.split())
+    assert row["path"] == "one-pass" and row["network"]["model"] == "student" and row["network"]["told"]
+    assert d["paths"] == {"one-pass": 1} and d["network"] is None and "refine" not in d
+    assert "one-pass 1: student sdap_student.safetensors" in " ".join(r.output.split())
     with open(tmp_path / "r.csv") as fh:
         csv_row = next(csv.DictReader(fh))
-    assert csv_row["network_model"] == "teacher" and csv_row["network_pd"] == "1"
+    assert csv_row["network_model"] == "student" and csv_row["network_pd"] == "1"
     r = invoke("--noisy", tmp_path / "noisy", "--clean", tmp_path / "clean", "--json", tmp_path / "s.json",
                "--model", "student")
     d = json.loads((tmp_path / "s.json").read_text())

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from sdap_cli.cli import app
 from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
 from sdap_cli.inference.denoiser import make_denoiser
-from sdap_cli.inference.export import ExportPipeline, export_onnx, export_torchscript
+from sdap_cli.inference.export import ExportPipeline, export_onnx, export_torchscript, pipeline
 from sdap_cli.method.dbsnl import DBSNl
 from sdap_cli.method.student import StudentUNet
 from tests.helpers import tiny_student, tiny_weights
@@ -45,12 +45,24 @@ def test_pipeline_equals_the_denoiser_on_the_whole_image(kind, hw):
     assert np.abs(out - ref).max() < 1e-4
 
 
-def run_onnx(path, x: torch.Tensor) -> np.ndarray:
+def run_onnx(path, x: torch.Tensor, noise: torch.Tensor | None = None) -> np.ndarray:
     ort = pytest.importorskip("onnxruntime")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == ["noisy"]
+    names = ["noisy"] + (["noise"] if noise is not None else [])
+    assert [i.name for i in sess.get_inputs()] == names
     assert [o.name for o in sess.get_outputs()] == ["denoised"]
-    return sess.run(["denoised"], {"noisy": x.numpy()})[0]
+    feed = {"noisy": x.numpy(), **({"noise": noise.numpy()} if noise is not None else {})}
+    return sess.run(["denoised"], feed)[0]
+
+
+def noise_maps(net, x: torch.Tensor) -> torch.Tensor | None:
+    """The maps `sdap denoise` tells a noise-conditional network (None for the others)."""
+    if not getattr(net, "cond_ch", 0):
+        return None
+    from sdap_cli.inference.noise import measure_noise
+
+    y = x[0].permute(1, 2, 0).numpy()
+    return torch.from_numpy(measure_noise(y).condition(y)).permute(2, 0, 1)[None]
 
 
 @pytest.mark.parametrize("kind", ["teacher", "student", "shipped-student"])
@@ -63,12 +75,13 @@ def test_onnx_takes_odd_sizes_and_matches_torch(tmp_path, kind):
     else:
         net = tiny(kind)
     path = export_onnx(tmp_path / "m.onnx", net)
-    pipe = ExportPipeline(net)
+    pipe = pipeline(net)
     for i, hw in enumerate(SIZES):
         x = image(*hw, seed=i)
-        out = run_onnx(path, x)
+        args = (x,) if noise_maps(net, x) is None else (x, noise_maps(net, x))
+        out = run_onnx(path, *args)
         with torch.no_grad():
-            ref = pipe(x).numpy()
+            ref = pipe(*args).numpy()
         assert out.shape == (1, 3) + hw
         assert np.abs(out - ref).max() < 1e-3
 
