@@ -76,15 +76,20 @@ def index_folder(folder: Path, role: str, gt: bool | None = None) -> dict[str, P
     return out
 
 
+def _search(root: Path) -> list[Path]:
+    """Images under the folder ``root`` (recursive, sorted), hidden files and folders left out."""
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)
+                  and not any(s.startswith(".") for s in p.relative_to(root).parts))
+
+
 def find_images(root: str | os.PathLike) -> list[Path]:
     """Every image under ``root`` (a file, or a folder searched recursively; sorted), hidden ones excluded."""
     root = Path(root)
     if root.is_file():
         return [root]
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)
-                   and not any(s.startswith(".") for s in p.relative_to(root).parts))
+    files = _search(root)
     if not files:
         raise InputError(f"{root}: no images found (searched recursively)")
     return files
@@ -96,10 +101,7 @@ def find_noisy_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if root.is_file():
         return [root]
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)
-                   and not is_ground_truth(p.name) and not any(s.startswith(".") for s in p.parts[-2:]))
+    files = [p for p in _search(root) if not is_ground_truth(p.name)]
     if not files:
         raise InputError(f"{root}: no noisy training images found (searched recursively)")
     return files
