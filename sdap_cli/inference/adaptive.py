@@ -180,9 +180,7 @@ class AdaptiveDenoiser:
         post = blend_step(decision.noise, amount) if amount else None
         decision.network = {**den.describe(), "blend": round(float(amount), 4)}
         if getattr(den, "conditional", False):
-            e = decision.noise
-            decision.network["told"] = {"sigma_channels": [round(s, 3) for s in e.sigma_channels],
-                                        "rho1": round(e.rho1, 3), "rho2": round(e.rho2, 3)}
+            decision.network["told"] = decision.noise.told()
         x = den.denoise(image, tile=tile, overlap=overlap, on_tile=on_tile, out=out, post=post,
                         post_halo=WINDOW // 2 if post else 0, noise=decision.noise)
         return x, decision

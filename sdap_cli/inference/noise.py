@@ -109,6 +109,11 @@ ho_2`,
     def to_dict(self) -> dict:
         return {"sigma": round(self.sigma, 3), "rho1": round(self.rho1, 3), "rho2": round(self.rho2, 3)}
 
+    def told(self) -> dict:
+        """What :meth:`condition` tells a network, as reports show it: the level per colour channel, rho1, rho2."""
+        return {"sigma_channels": [round(s, 3) for s in self.sigma_channels], "rho1": round(self.rho1, 3),
+                "rho2": round(self.rho2, 3)}
+
 
 def _second_diff_energy(c: np.ndarray, k: int, pad: int) -> np.ndarray:
     """0.5 (Delta_k_h^2 + Delta_k_v^2) on the common core ``c[pad:-pad, pad:-pad]``."""

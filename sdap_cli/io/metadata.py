@@ -95,7 +95,8 @@ def _written_by_tifffile(tag: int, value: object) -> bool:
 
 def read_metadata(data: bytes, rotated: bool = False, raw: bool = False) -> Metadata:
     """The EXIF, ICC profile and XMP of an encoded image (empty :class:`Metadata` if none or unreadable),
-    and its EXIF as exiv2 keys (``read_exif_keys``).
+    and its EXIF as exiv2 keys (``read_exif_keys``; only where Pillow found EXIF or could not read the
+    file: exiv2 copies the whole file, which images without EXIF need not pay for).
 
     Args:
         data: the file's bytes.
@@ -106,7 +107,6 @@ def read_metadata(data: bytes, rotated: bool = False, raw: bool = False) -> Meta
 
     if raw:
         return Metadata(icc=srgb_profile(), exif_keys=read_exif_keys(data, rotated=True), raw=True)
-    keys = read_exif_keys(data, rotated)
     try:
         with open_header(data) as im:
             icc = im.info.get("icc_profile") or None
@@ -121,12 +121,13 @@ def read_metadata(data: bytes, rotated: bool = False, raw: bool = False) -> Meta
                 if sub:
                     exif[ifd] = sub
     except Exception:  # noqa: BLE001 - metadata is best effort: never fail an image over it
-        return _tiff_metadata(data, keys)
+        return _tiff_metadata(data, read_exif_keys(data, rotated))
     if rotated and ORIENTATION in exif:
         exif[ORIENTATION] = 1
     if isinstance(xmp, str):
         xmp = xmp.encode("utf-8")
     tags = tuple((t, exif[t]) for t in DESCRIPTIVE if t in exif)
+    keys = read_exif_keys(data, rotated) if len(exif) else ()
     return Metadata(exif=exif.tobytes() if len(exif) else None, icc=icc, xmp=xmp, tags=tags, exif_keys=keys)
 
 

@@ -236,7 +236,8 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
     if light.model.role.one_pass:
         raise ConfigError(f"{light.path}: the light teacher must be a blind-spot DBSNl, not a distilled student")
     light_den = light_path_denoiser(light, device=env.device, precision=env.precision)
-    key = f"{file_hash(light.path)[:12]}-pd1-none-{env.precision}"
+    light_sha = file_hash(light.path)
+    key = f"{light_sha[:12]}-pd1-none-{env.precision}"
 
     def light_cache(i: int, compute: Callable[[], np.ndarray]) -> np.ndarray:
         entry = cache_dir / f"{Path(files[i]).stem}-{file_hash(files[i])[:16]}-{key}.npy"
@@ -245,7 +246,7 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
     real, paths = onepass_entries(noisy, heavy, light_den, light_cache)
     syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed) if cfg.clean else []
     repeat = synthetic_repeat(len(real), len(syn))
-    facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": file_hash(light.path)},
+    facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": light_sha},
              "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic, "repeat": repeat}
     return real + syn * repeat, facts
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..inference.adaptive import choose_path, heavy_blend_weight, wiener_blend
 from ..inference.denoiser import Denoiser
-from ..inference.noise import measure_noise
+from ..inference.noise import NoiseEstimate, measure_noise
 from ..io import images
 from ..io.folders import find_images
 from .synthetic import noisy_versions
@@ -36,10 +36,11 @@ __all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entri
 SYNTHETIC_SHARE = 1 / 3
 
 
-def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray]) -> tuple[np.ndarray, str]:
-    """The target of a real noisy image and its path: the input (clean), the heavy output blended as the
-    heavy path blends, or the light network's output (``light()``, computed only when needed) blended."""
-    est = measure_noise(y)
+def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray], est: NoiseEstimate
+                ) -> tuple[np.ndarray, str]:
+    """The target of a real noisy image and its path, for its measured noise ``est``: the input (clean),
+    the heavy output blended as the heavy path blends, or the light network's output (``light()``,
+    computed only when needed) blended."""
     path = choose_path(est)
     if path == "clean":
         return y, path
@@ -50,8 +51,9 @@ def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray
     return wiener_blend(y, x, est.sigma_map(x)), path
 
 
-def _entry(y: np.ndarray, target: np.ndarray) -> np.ndarray:
-    return np.concatenate([y, target, measure_noise(y).condition(y)], axis=2).astype(np.float32)
+def _entry(y: np.ndarray, target: np.ndarray, est: NoiseEstimate | None = None) -> np.ndarray:
+    est = est or measure_noise(y)
+    return np.concatenate([y, target, est.condition(y)], axis=2).astype(np.float32)
 
 
 def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den: Denoiser,
@@ -61,9 +63,10 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
     ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``)."""
     out, paths = [], {}
     for i, (y, h) in enumerate(zip(noisy, heavy)):
-        t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)))
+        est = measure_noise(y)
+        t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)), est)
         paths[path] = paths.get(path, 0) + 1
-        out.append(_entry(y, t))
+        out.append(_entry(y, t, est))
     return out, paths
 
 

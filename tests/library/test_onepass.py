@@ -123,7 +123,7 @@ def test_each_path_gets_its_target():
     heavy = np.clip(x + 0.001, 0, 1).astype(np.float32)
     light = np.clip(x - 0.001, 0, 1).astype(np.float32)
     est = measure_noise(y)
-    t, path = path_target(y, heavy, lambda: light)
+    t, path = path_target(y, heavy, lambda: light, est)
     assert path == choose_path(est)
     if path == "heavy":
         a = heavy_blend_weight(est)
@@ -132,7 +132,7 @@ def test_each_path_gets_its_target():
         want = wiener_blend(y, light, est.sigma_map(light))
     assert np.array_equal(t, want)
     flat = np.full((64, 64, 3), 0.5, np.float32)
-    t, path = path_target(flat, heavy[:64, :64], lambda: light[:64, :64])
+    t, path = path_target(flat, heavy[:64, :64], lambda: light[:64, :64], measure_noise(flat))
     assert path == "clean" and t is flat
 
 
