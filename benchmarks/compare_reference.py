@@ -9,6 +9,9 @@ code). Used read-only: its ``model/DBSNl.py`` and the ``pixel_unshuffle``/``pixe
 of its ``test.py`` (taken out with ``ast``, because test.py parses the command line at import). The
 official weights are unavailable, so both sides share one random initialisation; the outputs must agree.
 
+The reference runs in a child process of its own (its allocator as `python test.py` has it); ours in
+this process set up as `sdap denoise` sets itself up (``inference.memory.reuse_freed_memory``).
+
 Reference path (test.py): whole image, fp32, ``torch.no_grad``: pixel_unshuffle(2) -> DBSNl ->
 pixel_shuffle(2) -> DBSNl (E) -> clamp. Ours, the same network and weights: ``Denoiser(refine='e')`` with
 automatic tiling in fp32 and bf16, each eager and with ``compile=True`` (``sdap denoise --compile``:
@@ -38,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from sdap_cli.inference.checkpoints import load_weights, shipped_student_path  # noqa: E402
 from sdap_cli.inference.denoiser import Denoiser, make_denoiser  # noqa: E402
+from sdap_cli.inference.memory import reuse_freed_memory  # noqa: E402
 from sdap_cli.method.dbsnl import DBSNl  # noqa: E402
 
 
@@ -84,6 +88,20 @@ def _probe(args):
         return f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}"
 
 
+def _reference_child(args):
+    """The reference on one frame in a fresh process, as `python test.py` runs (the allocator as it comes):
+    warm-up, then best of ``runs``; returns (seconds, output)."""
+    ref, state, img, runs, threads = args
+    torch.set_num_threads(threads)
+    RefDBSNl, unshuffle, shuffle = load_reference(Path(ref))
+    model = RefDBSNl().eval()
+    model.load_state_dict(state)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    reference_denoise(model, unshuffle, shuffle, x)
+    t, out = _timed(lambda: reference_denoise(model, unshuffle, shuffle, x), runs)
+    return t, out[0].permute(1, 2, 0).numpy()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path, required=True)
@@ -97,6 +115,7 @@ def main() -> None:
     ap.add_argument("--student", action="store_true", help="also time the shipped student (bf16)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
+    reuse_freed_memory()            # as `sdap denoise` sets itself up; the reference runs in its own process
     if a.threads:
         torch.set_num_threads(a.threads)
     RefDBSNl, unshuffle, shuffle = load_reference(a.reference)
@@ -116,10 +135,9 @@ def main() -> None:
     for s in a.sizes.split(","):
         h = w = int(s)
         img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
-        reference_denoise(ref_model, unshuffle, shuffle, x)          # warm-up
-        t_ref, out_ref = _timed(lambda: reference_denoise(ref_model, unshuffle, shuffle, x), a.runs)
-        out_ref = out_ref[0].permute(1, 2, 0).numpy()
+        with mp.get_context("spawn").Pool(1) as pool:
+            t_ref, out_ref = pool.apply(_reference_child, ((str(a.reference), state, img, a.runs,
+                                                            torch.get_num_threads()),))
         res = {"size": s, "reference_s": t_ref}
         print(f"{s:>9} {'reference':>12} {t_ref:9.2f} {h * w / 1e6 / t_ref:8.4f} {1.0:7.2f} {'':>10}", flush=True)
         for p, d in ours.items():

@@ -270,10 +270,11 @@ def benchmark(
     channels_last: o.ChannelsLastOpt = None, compile: o.CompilesOpt = None, model: o.ModelsOpt = None,
     weights: o.BenchWeightsOpt = None, device: o.BenchDeviceOpt = None, threads: o.ThreadsOpt = None,
     tile: o.BenchTileOpt = None, warmup: o.WarmupRunsOpt = None, runs: o.RunsOpt = None,
-    json_path: o.JsonWriteOpt = None,
+    roofline: o.RooflineOpt = None, json_path: o.JsonWriteOpt = None,
 ) -> None:
-    """Time denoising: ms per image, megapixels/s, achieved MAC/s against the analytic count, and peak
-    memory (process RSS on CPU, max allocated on CUDA), each setting in a fresh process. Without options a
+    """Time denoising: ms per image, megapixels/s, achieved MAC/s against the analytic count and as a
+    fraction of this machine's best convolution rate (roof), and peak memory (process RSS on CPU, max
+    allocated on CUDA), each setting in a fresh process. Without options a
     quick look (about a minute on 2 CPU cores); --full for the whole grid."""
     from .commands import benchmark as cmd
     from .console import benchmark_table, info
@@ -283,7 +284,7 @@ def benchmark(
         values = dict(full=full or None, sizes=split(sizes), refine=split(refine), precision=split(precision),
                       channels_last=split(channels_last, on_off), compile=split(compile, on_off),
                       model=split(model), weights=weights, device=device, threads=threads, tile=tile,
-                      warmup=warmup, runs=runs)
+                      warmup=warmup, runs=runs, roofline=roofline)
         cfg = _config(BenchmarkConfig, values)
         planned = cmd.plan(cfg)
         partial = cmd.BenchmarkResult()

@@ -230,6 +230,9 @@ class BenchmarkConfig(StrictModel):
     """Untimed runs first (oneDNN builds its kernels for each new shape on the first calls)."""
     runs: int = Field(3, ge=1)
     """Timed runs per setting (one for frames of 4 MP and more)."""
+    roofline: bool = True
+    """First measure this machine's best 3x3 convolution rate per precision (a few seconds) and report each
+    setting's MAC/s as a fraction of it."""
 
     @model_validator(mode="before")
     @classmethod

@@ -74,16 +74,19 @@ def benchmark_table(result) -> None:
     for name, n in env["networks"].items():
         out.print(f"{name}: {n['kind']} {n['arch']}, {n['parameters'] / 1e6:.2f} M params, "
                   f"{n['macs_per_pixel_per_pass'] / 1e3:.1f} KMAC/px/pass")
-    t = Table("model", "size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "peak MiB",
-              "tiles")
+    for prec, r in env.get("roofline", {}).items():
+        out.print(f"roofline {prec}: {r['gmac_per_s']:.0f} GMAC/s (best 3x3 conv, {r['channels']} channels at "
+                  f"{r['side']}x{r['side']})")
+    t = Table("model", "size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "roof",
+              "peak MiB", "tiles")
     for r in result.rows:
         if r.error:
             t.add_row(r.model, r.size, r.refine, r.precision, str(r.channels_last), str(r.compile), r.error, "",
-                      "", "", "")
+                      "", "", "", "")
             continue
         t.add_row(r.model, f"{r.width}x{r.height}", r.refine, r.precision, "on" if r.channels_last else "off",
                   "on" if r.compile else "off", f"{r.ms:.0f}", f"{r.mpix_per_s:.4f}", f"{r.gmac_per_s:.1f}",
-                  f"{r.peak_mib:.0f}", str(r.tiles))
+                  "" if r.roof is None else f"{r.roof:.2f}", f"{r.peak_mib:.0f}", str(r.tiles))
     out.print(t)
 
 

@@ -268,6 +268,9 @@ BenchDeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", d
 BenchTileOpt = Annotated[Optional[int], _opt(help="Tile side.", default=shown(_B, "tile", "automatic"))]
 WarmupRunsOpt = Annotated[Optional[int], _opt("--warmup", help="Untimed runs first.", default=shown(_B, "warmup"))]
 RunsOpt = Annotated[Optional[int], _opt(help="Timed runs (1 for >= 4 MP).", default=shown(_B, "runs"))]
+RooflineOpt = Annotated[Optional[bool], _opt("--roofline/--no-roofline", help="First measure this machine's best "
+                        "3x3 convolution rate per precision (a few seconds); each row's GMAC/s is then also a "
+                        "fraction of it.", default=shown(_B, "roofline"))]
 JsonWriteOpt = Annotated[Optional[Path], _opt("--json", help="Also write the results here.", default="none")]
 
 # Options of export.

@@ -359,3 +359,24 @@ def test_subfolders_not_searched_are_named(tmp_path, weights):
     assert "2 sub-folder(s) not searched" in r.output and "-r" in r.output
     r = invoke("denoise", tmp_path / "tree", "-o", tmp_path / "out2", "-w", weights, "-r")
     assert r.exit_code == 0 and "not searched" not in r.output and (tmp_path / "out2" / "sub" / "b.png").exists()
+
+
+def test_a_batch_reads_ahead_and_writes_behind_yet_reports_in_order(tmp_path, weights):
+    """Files are read, denoised and written by three overlapping stages: a bad file and a failed write in
+    the middle of the batch fail alone, every other output is written and equals a one-file run, and the
+    report lists the files in input order."""
+    src = tmp_path / "in"
+    for name, seed in (("a", 0), ("c", 2), ("d", 3), ("e", 4)):
+        write_png(src / f"{name}.png", noisy_rgb(24, 20, seed=seed))
+    (src / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(100))
+    (tmp_path / "out" / "d.png").mkdir(parents=True)               # d's output cannot be written
+    r = invoke("denoise", src, "-o", tmp_path / "out", "-w", weights, "--json", "-q", "--overwrite")
+    assert r.exit_code == 1
+    files = json.loads(r.stdout)["files"]
+    assert [Path(f["input"]).stem for f in files] == ["a", "b", "c", "d", "e"]
+    assert [f["status"] for f in files] == ["ok", "failed", "ok", "failed", "ok"]
+    assert "b.png" in files[1]["error"] and "d.png" in files[3]["error"]
+    for name in ("a", "c", "e"):
+        alone = invoke("denoise", src / f"{name}.png", "-o", tmp_path / "alone", "-w", weights, "-q")
+        assert alone.exit_code == 0
+        assert np.array_equal(read(tmp_path / "out" / f"{name}.png"), read(tmp_path / "alone" / f"{name}.png"))

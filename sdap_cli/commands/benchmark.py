@@ -4,7 +4,9 @@ Each setting runs in a fresh child process (spawn), so its peak memory (CPU: pea
 CUDA: ``max_memory_allocated``) is its own and nothing it allocates leaks into the next setting.
 Achieved MAC/s uses the analytic count (the network's ``macs_per_pixel()`` x pixels x the passes of
 its refinement, ``refine.REFINEMENTS``; tile overlap is extra work and not counted). Several networks (``--model
-default,student``) are timed in one run, so their ratio is measured under the same conditions.
+default,student``) are timed in one run, so their ratio is measured under the same conditions. Before the
+settings, a child process measures this machine's convolution roofline per precision (``inference.roofline``),
+and each row reports its MAC/s as a fraction of it (``roof``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ..errors import ConfigError, first_line
 from ..inference.checkpoints import load_weights, shipped_student_path
 from ..inference.denoiser import make_denoiser
 from ..inference.device import choose_device, pick_device, pick_precision
+from ..inference.memory import reuse_freed_memory
+from ..inference.roofline import roofline
 from ..method.dbsnl import DBSNl
 from ..method.refine import REFINEMENTS
 
@@ -48,6 +52,8 @@ class Row:
     gmac_per_s: float = 0.0
     peak_mib: float = 0.0
     tiles: int = 0
+    roof: float | None = None
+    """gmac_per_s over this machine's best 3x3 convolution rate in the row's precision (``inference.roofline``)."""
     error: str | None = None
 
 
@@ -100,7 +106,8 @@ def _model(cfg: BenchmarkConfig, name: str) -> torch.nn.Module:
 
 
 def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
-    """Runs in the child process."""
+    """Runs in the child process, set up as `sdap denoise` sets itself up."""
+    reuse_freed_memory()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -145,6 +152,15 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
     else:
         row.peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
+
+
+def _roofline(args) -> dict:
+    """Runs in a child process: the roofline of each precision (``{precision: ConvRate dict}``)."""
+    cfg, precisions = args
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    best, _ = roofline(pick_device(cfg.device), precisions)
+    return {p: r.to_dict() for p, r in best.items()}
 
 
 def _child(args):
@@ -200,6 +216,8 @@ def plan(cfg: BenchmarkConfig) -> Plan:
             calls = 1 if h * w >= 4_000_000 else cfg.warmup + cfg.runs     # a big frame warms up on one tile
             rate = 5000.0 if device.type != "cpu" else _ROUGH_GMACS.get(("cpu", row.precision), 60.0)
             p.seconds += 3 + calls * h * w * network_macs(net) * passes / (rate * 1e9)
+    if cfg.roofline:
+        p.seconds += 3 + 3 * len({r.precision for r in p.rows})
     return p
 
 
@@ -211,9 +229,15 @@ def run(cfg: BenchmarkConfig, on_row=None, planned: Plan | None = None,
     result = result if result is not None else BenchmarkResult()
     result.env = environment(p.device, cfg.threads, p.networks)
     ctx = mp.get_context("spawn")
+    if cfg.roofline and p.rows:
+        with ctx.Pool(1) as pool:
+            result.env["roofline"] = pool.apply(_roofline, ((cfg, [r.precision for r in p.rows]),))
+    roof = result.env.get("roofline", {})
     for row in p.rows:
         with ctx.Pool(1) as pool:
             row = pool.apply(_child, ((cfg, row),))
+        if not row.error and row.precision in roof:
+            row.roof = row.gmac_per_s / roof[row.precision]["gmac_per_s"]
         result.rows.append(row)
         if on_row is not None:
             on_row(row)

@@ -38,11 +38,11 @@ from ..inference.denoisers import (
     denoise_image,
     inference_device,
 )
+from ..inference.memory import reuse_freed_memory
 from ..io import images
 from ..io.atomic import make_parent
 from ..io.folders import pair_key
 from ..io.images import as_float, png_like
-from ..training.adapt import adapt_weights
 
 __all__ = ["run", "Row", "EvalResult", "Sample", "pair_key", "denoise_sample", "METRICS",
            "CONVENTION_NOTES"]
@@ -234,6 +234,8 @@ def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
     device = inference_device(cfg.inference)
     loaded = choose_weights(cfg.weights, cfg.inference, device)
     if cfg.inference.adapt:
+        from ..training.adapt import adapt_weights          # training (and scipy) only for --adapt
+
         adapt_weights(loaded, cfg.inference, [as_float(s.noisy()) for s in samples if s.noisy is not None], device)
     den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
     result.device, result.precision = str(den.device), den.precision
@@ -361,6 +363,7 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
             incomplete submission, unwritable outputs).
     """
     t0 = time.perf_counter()
+    reuse_freed_memory()                # tiles reuse the memory of the last one (inference.memory)
     result = EvalResult(dataset=cfg.dataset, convention=cfg.metric_convention,
                         mode="outputs" if cfg.denoised is not None else "denoise")
     _check_save(cfg)

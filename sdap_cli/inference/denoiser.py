@@ -33,6 +33,7 @@ from ..io.samples import from_unit, to_unit
 from ..method.dbsnl import DBSNl  # noqa: F401 - the doctests
 from ..method.pd import pd_down, pd_up
 from ..method.refine import REFINEMENTS
+from ..method.fused import can_fuse
 from ..method.student import StudentUNet  # noqa: F401 - the doctests
 from .device import DTYPES, is_oom
 from .noise import NoiseEstimate, measure_noise
@@ -117,6 +118,12 @@ class Denoiser:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.network = compile_network(self.model, self.device) if self.compile else self.model
+        # a one-pass network with a fast path runs it (the same function) in the decoded layout
+        # (student.forward_hwc); compiled networks and scaled inputs take net(). On the CPU the networks fuse
+        # each convolution's ReLU or residual add into it (method.fused); compiled ones are fused by inductor.
+        self.hwc = hasattr(self.model, "forward_hwc") and not self.compile and self.input_scale == 1
+        if hasattr(self.model, "fused"):
+            self.model.fused = not self.compile and can_fuse(self.device, self.dtype)
 
     @property
     def align(self) -> int:
@@ -177,6 +184,17 @@ class Denoiser:
         x_hat = pd_up(self.net(pd_down(y, self.pd), cond), self.pd)
         return REFINEMENTS[self.refine].apply(self, y, x_hat, origin)
 
+    def denoise_hwc(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0), noise: NoiseEstimate | None = None
+                    ) -> torch.Tensor:
+        """:meth:`denoise_tensor` of one ``(H, W, 3)`` float32 tile (H and W multiples of ``align``), in that
+        layout: ``(H, W, 3)`` float32, unclamped. ``noise``: the whole image's, for a conditional network
+        (its maps are computed here, on the tile's device: ``NoiseEstimate.condition_tensor``)."""
+        cond = None if noise is None else noise.condition_tensor(y)
+        if self.hwc:
+            return self.model.forward_hwc(y, cond)
+        c = None if cond is None else cond.permute(2, 0, 1).unsqueeze(0)
+        return self.denoise_tensor(y.permute(2, 0, 1).unsqueeze(0), origin, c)[0].permute(1, 2, 0)
+
     @torch.inference_mode()
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None,
@@ -235,12 +253,9 @@ class Denoiser:
         gray = 1 if out.shape[2] == 1 else None
         for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
             y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, a))
-            t = torch.from_numpy(y).permute(2, 0, 1).unsqueeze(0).to(self.device)
-            cond = None if noise is None else \
-                torch.from_numpy(noise.condition(y)).permute(2, 0, 1).unsqueeze(0).to(self.device)
-            d = self.denoise_tensor(t, origin=(ty0, tx0), cond=cond).clamp_(0, 1)
+            d = self.denoise_hwc(torch.from_numpy(y).to(self.device), (ty0, tx0), noise).clamp_(0, 1)
             vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
-            x = d[0, :, :vh, :vw].permute(1, 2, 0).cpu().numpy()
+            x = d[:vh, :vw].cpu().numpy()
             y = y[:vh, :vw]
             if self.strength != 1.0:                                # y + s (x_hat - y), in place
                 x = np.ascontiguousarray(x)

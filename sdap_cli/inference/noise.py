@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..io.samples import to_unit
 
@@ -88,21 +89,35 @@ class NoiseEstimate:
     def condition(self, image: np.ndarray) -> np.ndarray:
         r"""What a noise-conditional network is told about this image, per pixel of ``image`` ``(H, W, C)``
         in [0, 1] (the noisy samples themselves: the map is pointwise, so tiles give the whole image's):
-        ``(H, W, 5)`` float32 = :math:`[k\,\sigma_c(y_c(p)) / 255]_{c=1..3}`, :math:`
-ho_1`, :math:`
-ho_2`,
-        with :math:`\sigma_c` the noise level function (``nlf``, linear between bin centres) and
-        :math:`k` = ``CONDITION_SCALE`` (a level of 25.5 reads 1).
+        ``(H, W, 5)`` float32 = :math:`[k\,\sigma_c(y_c(p)) / 255]_{c=1..3}`, :math:`\rho_1`, :math:`\rho_2`,
+        with :math:`\sigma_c` the noise level function (``nlf``, linear between bin centres, constant beyond
+        the outer ones) and :math:`k` = ``CONDITION_SCALE`` (a level of 25.5 reads 1). Computed by
+        :meth:`condition_tensor`, the one implementation.
 
             >>> e = NoiseEstimate(5.1, [5.1] * 3, np.full((3, BINS), 5.1), 0.4, 0.05, 1)
             >>> [round(float(v), 2) for v in e.condition(np.full((2, 2, 3), 0.5, np.float32))[0, 0]]
             [0.2, 0.2, 0.2, 0.4, 0.05]
         """
-        centres = (np.arange(BINS) + 0.5) * 255 / BINS
-        out = np.empty((*image.shape[:2], 5), np.float32)
+        return self.condition_tensor(torch.from_numpy(np.asarray(image, np.float32))).numpy()
+
+    def condition_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        r""":meth:`condition` of an ``(H, W, C)`` float32 tensor, on its device: ``(H, W, 5)`` float32.
+
+        The interpolation between bin centres :math:`(i + 0.5) \cdot 255 / B` is done on the bin position
+        :math:`t = y B - 0.5` clamped to :math:`[0, B - 1]`: :math:`\sigma = s_i + (t - i)(s_{i+1} - s_i)`,
+        :math:`i = \min(\lfloor t \rfloor, B - 2)`, which is ``np.interp`` on those centres.
+        """
+        h, w = image.shape[:2]
+        out = torch.empty(h, w, COND_CH, dtype=torch.float32, device=image.device)
+        table = torch.as_tensor(np.asarray(self.nlf, np.float64) * (CONDITION_SCALE / 255), dtype=torch.float32,
+                                device=image.device)
         for c in range(3):
-            ch = image[..., min(c, image.shape[2] - 1)] * 255
-            out[..., c] = np.interp(ch, centres, self.nlf[min(c, len(self.nlf) - 1)]) * (CONDITION_SCALE / 255)
+            t = (image[..., min(c, image.shape[2] - 1)].float() * BINS - 0.5).clamp_(0, BINS - 1)
+            i = t.floor().clamp_(max=BINS - 2)
+            row = table[min(c, table.shape[0] - 1)]
+            lo, slope = row[:-1], row[1:] - row[:-1]
+            k = i.long()
+            torch.addcmul(lo[k], t.sub_(i), slope[k], out=out[..., c])
         out[..., 3], out[..., 4] = self.rho1, self.rho2
         return out
 

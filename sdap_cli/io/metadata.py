@@ -87,6 +87,32 @@ def open_header(data: bytes):
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def png_may_hold_exif(data: bytes) -> bool:
+    r"""Whether a PNG has a chunk that can carry EXIF: ``eXIf``, or a text chunk (``tEXt``, ``zTXt``,
+    ``iTXt``) whose keyword mentions exif (ImageMagick's "Raw profile type exif"). Reads the chunk headers
+    only; a file that is not a well-formed PNG answers True (let Pillow decide).
+
+    Example:
+        >>> import struct, zlib
+        >>> chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+        >>> png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", bytes(13)) + chunk(b"IDAT", b"x") + chunk(b"IEND", b"")
+        >>> png_may_hold_exif(png), png_may_hold_exif(png[:-12] + chunk(b"eXIf", b"MM") + png[-12:])
+        (False, True)
+    """
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return True
+    at, n = 8, len(data)
+    while at + 8 <= n:
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind = data[at + 4:at + 8]
+        if kind == b"eXIf" or (kind in (b"tEXt", b"zTXt", b"iTXt") and b"exif" in data[at + 8:at + 8 + 80].lower()):
+            return True
+        if kind == b"IEND":
+            return False
+        at += 12 + length
+    return True
+
+
 def _written_by_tifffile(tag: int, value: object) -> bool:
     """tifffile's own JSON description and Software tag: file layout, not the photographer's data."""
     return isinstance(value, str) and ((tag == 270 and value.startswith('{"shape"')) or
@@ -111,7 +137,9 @@ def read_metadata(data: bytes, rotated: bool = False, raw: bool = False) -> Meta
         with open_header(data) as im:
             icc = im.info.get("icc_profile") or None
             xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or None
-            src = im.getexif()
+            # Pillow looks for a PNG's EXIF after the pixel data by decoding them all; skip that when no
+            # chunk can hold EXIF (0.28 s of a 12 MP PNG)
+            src = im.getexif() if im.format != "PNG" or png_may_hold_exif(data) else Image.Exif()
             exif = Image.Exif()
             for tag in DESCRIPTIVE:
                 if tag in src and not _written_by_tifffile(tag, src[tag]):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .metadata import Metadata
 
-__all__ = ["scale_of", "to_unit", "from_unit", "copy_samples", "SAMPLE_TYPES", "Image"]
+__all__ = ["scale_of", "to_unit", "from_unit", "unit_clip", "copy_samples", "SAMPLE_TYPES", "Image"]
 
 SAMPLE_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float16), np.dtype(np.float32))
 
@@ -46,8 +46,19 @@ def to_unit(samples: np.ndarray) -> np.ndarray:
         u /= np.float32(scale_of(x.dtype))
         return u
     out = np.array(x, dtype=np.float32, copy=True)
-    np.nan_to_num(out, copy=False, nan=0.0)
-    return np.clip(out, 0.0, 1.0, out=out)
+    return unit_clip(out)
+
+
+def unit_clip(x: np.ndarray) -> np.ndarray:
+    """Clip float ``x`` to [0, 1] in place, NaN to 0 (what ``nan_to_num`` then ``clip`` give, in two passes:
+    ``fmax`` takes the number where one side is NaN).
+
+    Example:
+        >>> unit_clip(np.array([np.nan, -np.inf, np.inf, 0.5], np.float32)).tolist()
+        [0.0, 0.0, 1.0, 0.5]
+    """
+    np.fmax(x, 0.0, out=x)
+    return np.fmin(x, 1.0, out=x)
 
 
 def from_unit(x: np.ndarray, dtype: np.dtype, channels: int | None = None, out: np.ndarray | None = None
@@ -64,9 +75,7 @@ def from_unit(x: np.ndarray, dtype: np.dtype, channels: int | None = None, out: 
         >>> from_unit(np.array([[[0.5, 0.5, 0.5]]], np.float32), np.uint8, 1).tolist()
         [[[128]]]
     """
-    x = np.asarray(x, dtype=np.float32)
-    np.nan_to_num(x, copy=False, nan=0.0)
-    np.clip(x, 0.0, 1.0, out=x)
+    x = unit_clip(np.asarray(x, dtype=np.float32))
     if channels == 1 and x.shape[-1] != 1:
         x = x.mean(axis=-1, keepdims=True)
     dtype = np.dtype(dtype)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .fused import fused_conv, fusing, run_fused
 from .roles import TEACHER
 
 __all__ = ["CentralMaskedConv2d", "DCl", "DC_branchl", "DBSNl", "receptive_radius", "macs_per_pixel"]
@@ -60,7 +61,12 @@ class DCl(nn.Module):
             nn.Conv2d(in_ch, in_ch, kernel_size=1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    fuses = True
+    """``forward(x, fused=True)`` runs the block as two fused convolutions (``fused.run_fused``)."""
+
+    def forward(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        if fused:
+            return fused_conv(self.body[2], fused_conv(self.body[0], x, relu=True), add=x)
         return x + self.body(x)
 
 
@@ -81,8 +87,8 @@ class DC_branchl(nn.Module):
         layers += [nn.Conv2d(in_ch, in_ch, kernel_size=1), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def forward(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        return run_fused(self.body, x) if fused else self.body(x)
 
 
 class DBSNl(nn.Module):
@@ -132,13 +138,23 @@ class DBSNl(nn.Module):
     (base_ch/2 -> 3, 0.01 % of the MACs), so the output is not rounded to bf16's 8 bits (steps of 1/256
     in [0.5, 1), 128-256 codes of a 16-bit file)."""
 
+    fused = False
+    """Compute each convolution's ReLU or residual add inside it (``fused``; CPU inference only). Set by
+    ``inference.Denoiser``; training, export and ``torch.compile`` use the plain layers (``fused.fusing``)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each part runs in its weights' dtype: the input is cast to the head's, the features to the last
         layer's (the same dtype in training, where autocast chooses)."""
-        x = self.head(x.to(self.head[0].weight.dtype))
-        f = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
-        for layer in self.tail[:-1]:
-            f = layer(f)
+        f = fusing(self.fused)
+        x = x.to(self.head[0].weight.dtype)
+        x = run_fused(self.head, x) if f else self.head(x)
+        f = torch.cat([self.branch1(x, f), self.branch2(x, f)], dim=1) if f else \
+            torch.cat([self.branch1(x), self.branch2(x)], dim=1)
+        if fusing(self.fused):
+            f = run_fused(self.tail[:-1], f)
+        else:
+            for layer in self.tail[:-1]:
+                f = layer(f)
         last = self.tail[-1]
         return last(f.to(last.weight.dtype))
 

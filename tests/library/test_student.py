@@ -24,19 +24,22 @@ def test_starts_as_the_identity():
     assert torch.equal(net(y), y)
 
 
-@pytest.mark.parametrize("blocks", [(1, 1, 1), (1, 2, 3)])
-def test_receptive_radius_bounds_the_dependence(blocks):
+@pytest.mark.parametrize("blocks", [(1, 1, 1), (1, 2, 3), (2, 1, 2)])
+def test_receptive_radius_is_the_exact_dependence(blocks):
+    """The tile margin is the radius rounded up to 8: it must bound the reach of every output pixel, and
+    (being exact) some pixel of an 8-pixel cell reaches that far."""
     net = _random_student(blocks).double()
     r = net.receptive_radius
     n = (2 * r + 48) // 8 * 8                         # the output pixel sits in the middle, far from edges
-    y = torch.rand(1, 3, n, n, dtype=torch.float64, requires_grad=True)
-    c = n // 2 + 3
-    net(y)[0, :, c, c].sum().backward()
-    g = y.grad[0].abs().sum(0)
-    ys, xs = torch.nonzero(g, as_tuple=True)
-    reach = int(max((ys - c).abs().max(), (xs - c).abs().max()))
-    assert 0 < reach <= r
-    assert reach > r // 2                              # the bound is not wildly loose
+    reaches = []
+    for off in range(8):
+        y = torch.rand(1, 3, n, n, dtype=torch.float64, requires_grad=True)
+        c = n // 2 // 8 * 8 + off
+        net(y)[0, :, c, c].sum().backward()
+        g = y.grad[0].abs().sum(0)
+        ys, xs = torch.nonzero(g, as_tuple=True)
+        reaches.append(int(max((ys - c).abs().max(), (xs - c).abs().max())))
+    assert max(reaches) == r
 
 
 def test_tiled_equals_whole_image_on_odd_sizes():
@@ -98,3 +101,56 @@ def test_student_file_with_wrong_tensors_is_rejected(tmp_path):
     save_file(sd, str(tmp_path / "bad.safetensors"), metadata=meta)
     with pytest.raises(CheckpointError, match="bad.safetensors.*StudentUNet"):
         load_weights(tmp_path / "bad.safetensors")
+
+
+def _busy_student(cond_ch=0) -> StudentUNet:
+    """Every weight random (not just the tail), so each layer's rounding shows."""
+    torch.manual_seed(1)
+    net = StudentUNet(ch=(16, 32, 32), blocks=(1, 1, 2), cond_ch=cond_ch).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.05)
+    return net
+
+
+@pytest.mark.parametrize("cond_ch", [0, 5])
+def test_the_decoded_layout_path_is_the_same_function(cond_ch):
+    """forward_hwc (permuted head and tail channels, up-sampling into the skip, one strided add) computes
+    forward's result: to float rounding in fp32; with the CPU's fused convolutions too."""
+    net = _busy_student(cond_ch)
+    y = torch.rand(1, 3, 48, 40)
+    cond = torch.rand(1, cond_ch, 48, 40) if cond_ch else None
+    hwc = y[0].permute(1, 2, 0).contiguous()
+    chwc = cond[0].permute(1, 2, 0).contiguous() if cond_ch else None
+    with torch.inference_mode():
+        want = net(y, cond)[0].permute(1, 2, 0)
+        for fused in (False, True):
+            net.fused = fused
+            got = net.to(memory_format=torch.channels_last).forward_hwc(hwc, chwc)
+            assert got.shape == hwc.shape and got.dtype == torch.float32
+            assert torch.allclose(got, want, atol=2e-5), (fused, (got - want).abs().max())
+    assert (want - hwc).abs().max() > 0.05                   # the network changes the image
+
+
+def test_fused_bf16_stays_within_bf16_rounding_of_the_unfused_network():
+    net = _busy_student(5).to(torch.bfloat16).to(memory_format=torch.channels_last)
+    y, cond = torch.rand(64, 48, 3), torch.rand(64, 48, 5)
+    with torch.inference_mode():
+        net.fused = False
+        plain = net.forward_hwc(y, cond)
+        net.fused = True
+        fused = net.forward_hwc(y, cond)
+    g = (plain - y).abs().max()                              # the size of the correction the body makes
+    assert 0 < (fused - plain).abs().max() <= g * 2 ** -5    # a few bf16 roundings of it, not more
+
+
+def test_the_denoiser_runs_the_fast_path_and_macs_count_every_conv():
+    net = _busy_student()
+    macs = net.macs_per_pixel()
+    den = make_denoiser(net, precision="fp32")
+    assert den.hwc and net.fused                             # CPU, fp32: oneDNN's fused convolutions
+    assert net.macs_per_pixel() == macs                      # the hooks still see every convolution
+    img = np.random.default_rng(0).random((37, 45, 3), dtype=np.float32)
+    plain = StudentDenoiser(_busy_student(), precision="fp32")
+    plain.hwc = False                                        # the generic path: NCHW through net()
+    assert np.abs(den.denoise(img) - plain.denoise(img)).max() < 1e-5
