@@ -4,8 +4,9 @@ Usage:
     python benchmarks/layer_rates.py --model full --precision fp32 --size 512      # the paper's 128/9, PD-2 + E
     python benchmarks/layer_rates.py --model student --precision bf16 --size 1632x1224
 
-Each convolution is timed by forward hooks around the module (plain layers, ``fused`` off, so every
-convolution is a module call; the ReLUs and adds between them are "other"), over one whole denoise
+Each convolution is timed by forward hooks around the module (plain layers: ``fused`` off and the student's
+NCHW ``forward``, so every convolution is a module call; the ReLUs, adds, shuffles between them are
+"other"; the fused, decoded-layout path `sdap denoise` takes is faster than this), over one whole denoise
 (``Denoiser.denoise``: PD, tiling, refinement as `sdap denoise` runs them) after a warm-up. Layers of one
 shape are summed. Each row: share of the time, MACs, GMAC/s and that rate over the roofline
 (``inference.roofline``) measured first in the same process. The last lines: the whole pass's rate and the
@@ -50,7 +51,7 @@ def main() -> None:
     else:
         net = load_weights(shipped_student_path() if a.model == "student" else None).model
     den = make_denoiser(net, precision=a.precision)
-    net.fused = False                                       # every convolution a module call, for the hooks
+    net.fused, den.hwc = False, False                       # every convolution a module call, for the hooks
     best, _ = roofline(torch.device("cpu"), [a.precision])
     roof = best[a.precision].gmac_per_s
     img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)

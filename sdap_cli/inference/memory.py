@@ -37,18 +37,29 @@ REUSE_LIMIT = 1 << 30
 """Blocks up to this size come from (and go back to) the heap, and up to twice it stays mapped when freed."""
 
 
+REUSE_MIN_AVAILABLE = 4 << 30
+"""Below this much available memory the allocator is left as it is: reuse trades memory for speed."""
+
+
 def reuse_freed_memory() -> bool:
     """Let glibc's malloc keep freed blocks of up to :data:`REUSE_LIMIT` for the next allocation instead of
     returning each one to the kernel (``mallopt`` ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``).
 
     By default, blocks over 32 MiB are mapped and unmapped one by one; a tile's activations are a
     few dozen such blocks per layer, so every tile of every image faulted in (and the kernel zeroed) its
-    memory again: 0.7-1.1 s of system time per 12 MP photo on a 2-core EPYC, 15-20 % of the run
-    (``benchmarks/whole_process.py``). Reused, the faults all but vanish; peak RSS grows by about 10 %.
-    A process-wide setting, so the commands call it, not the library. False where it does not apply
-    (not Linux, not glibc).
+    memory again. Measured with ``sdap benchmark --model student,default --sizes 1024,12mp --refine e
+    --precision bf16`` on a 2-core EPYC (limit 64 MiB, which leaves the teacher's large blocks mapped,
+    against 1 GiB): the teacher PD-2 + E 7.3 -> 4.4 s at 1 MP and 88 -> 58 s at 12 MP, with peak RSS
+    1.0 -> 2.1-2.7 GiB and 1.5 -> 3.0-3.3 GiB (freed blocks stay in the heap); the student 12 MP at about
+    the same speed and memory (its blocks are smaller), 0.7-1.1 s less system time than glibc's default.
+    A process-wide setting, so the commands call it, not the library; skipped where less than
+    :data:`REUSE_MIN_AVAILABLE` is available. False where it does not apply (not Linux, not glibc, little
+    memory).
     """
     if not sys.platform.startswith("linux"):
+        return False
+    free = available_memory()
+    if free is not None and free < REUSE_MIN_AVAILABLE:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
