@@ -49,14 +49,18 @@ def test_denoise_reports_the_decision_and_no_auto_is_the_fixed_path(tmp_path, li
     assert 4 < noise["sigma"] < 6 and abs(noise["rho1"]) < 0.2
     assert f"one-pass path: noise {noise['sigma']:.1f}, rho1" in r.stderr    # the per-file line (no TTY here)
     assert "auto: " in r.stderr
+    from sdap_cli.inference.adaptive import ONEPASS_BLEND
+    blend = d["files"][0]["network"]["blend"]              # light noise: the one pass is Wiener-blended
+    assert 0 < blend <= ONEPASS_BLEND[0] and ONEPASS_BLEND[1] < noise["sigma"] < ONEPASS_BLEND[2]
     r = invoke("denoise", src, "-o", tmp_path / "fixed", "--json", "--no-auto", "--precision", "fp32")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["auto"] is False and d["files"][0]["noise"] is None and d["network"]["model"] == "student"
     a, b = (cv2.imread(str(tmp_path / f / "light.png"))[..., ::-1] / 255.0 for f in ("auto", "fixed"))
-    assert np.array_equal(a, b)            # the conditional student measures the noise itself without --auto
+    assert not np.array_equal(a, b)        # --no-auto: the student's pass alone (it measures the noise itself)
     err = lambda z: np.mean((z - x) ** 2)                      # noqa: E731
-    assert err(a) < np.mean((cv2.imread(str(src))[..., ::-1] / 255.0 - x) ** 2)      # and removes it
+    noisy = np.mean((cv2.imread(str(src))[..., ::-1] / 255.0 - x) ** 2)
+    assert err(a) < noisy and err(b) < noisy                   # both remove noise
     r = invoke("denoise", src, "-o", tmp_path / "teacher", "--json", "--model", "teacher", "--pd", "1")
     assert r.exit_code == 0 and json.loads(r.stdout)["network"]["model"] == "teacher"  # the teacher paths stay
 

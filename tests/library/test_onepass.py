@@ -7,7 +7,7 @@ import torch
 
 from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path, heavy_blend_weight, wiener_blend
 from sdap_cli.inference.denoiser import make_denoiser
-from sdap_cli.inference.noise import BINS, COND_CH, measure_noise
+from sdap_cli.inference.noise import BINS, COND_CH, NoiseEstimate, measure_noise
 from sdap_cli.method.student import StudentUNet
 from sdap_cli.training.onepass import path_target, synthetic_repeat
 from sdap_cli.training.synthetic import KINDS, add_noise, noisy_versions
@@ -78,6 +78,26 @@ def test_auto_with_a_conditional_student_takes_one_pass_and_reports_what_it_was_
     clean = np.round(x * 255) / 255                                      # a clean image stays itself
     out, decision = AdaptiveDenoiser(den, den).denoise(np.full_like(clean, 0.5))
     assert decision.path == "clean" and decision.network is None
+
+
+def test_the_one_pass_output_is_blended_below_level_6_fully_from_3():
+    from sdap_cli.inference.adaptive import ONEPASS_BLEND, onepass_blend_weight
+
+    def est(sigma):
+        return NoiseEstimate(sigma, [sigma] * 3, np.full((3, BINS), sigma), 0.1, 0.0, 1000)
+
+    a, lo, hi = ONEPASS_BLEND
+    assert [onepass_blend_weight(est(s)) for s in (1.0, lo, (lo + hi) / 2, hi, 20.0)] == [a, a, a / 2, 0.0, 0.0]
+    rng = np.random.default_rng(3)
+    x = np.broadcast_to(np.linspace(0.2, 0.8, 112, dtype=np.float32)[None, :, None], (96, 112, 3))
+    y = np.clip(x + rng.normal(0, 2.5 / 255, x.shape), 0, 1).astype(np.float32)    # light white noise
+    den = make_denoiser(_cond_student(), precision="fp32")
+    out, decision = AdaptiveDenoiser(den, den).denoise(y)
+    amount = decision.network["blend"]
+    assert decision.path == "one-pass" and amount == round(onepass_blend_weight(decision.noise), 4) > 0
+    plain = den.denoise(y, noise=decision.noise)
+    want = wiener_blend(y, plain, decision.noise.sigma_map(plain), amount=onepass_blend_weight(decision.noise))
+    assert np.abs(out - want).max() < 1e-5                             # the blend of the student's pass
 
 
 def test_a_student_initialised_from_an_unconditioned_one_starts_as_it():
