@@ -94,14 +94,6 @@ def _output_format(job: Job, cfg: DenoiseConfig, source_format: str) -> str:
     return fmt or images.format_for_suffix(Path(job.output).suffix)
 
 
-def denoise_file(den: Denoiser, job: Job, cfg: DenoiseConfig, progress: Progress | None) -> FileResult:
-    """Read one input, denoise it (:func:`denoise_image`) and write its output atomically."""
-    t0 = time.perf_counter()
-    done = _denoise(den, job, _read(job), cfg, progress)
-    _write(job, done, cfg)
-    return done.result(time.perf_counter() - t0)
-
-
 @dataclass
 class _Denoised:
     """A file denoised and not yet written: the output samples and what the report says of it."""
@@ -285,5 +277,5 @@ def _build(cfg: DenoiseConfig, runnable: list[Job], result: DenoiseResult, progr
     return den
 
 
-__all__ = ["run", "resolve_inputs", "run_suffix", "is_own_output", "Inputs", "BESIDE_SUFFIX", "plan_outputs", "shard", "denoise_file", "Job",
+__all__ = ["run", "resolve_inputs", "run_suffix", "is_own_output", "Inputs", "BESIDE_SUFFIX", "plan_outputs", "shard", "Job",
            "FileResult", "DenoiseResult", "InputError", "OutputError"]
