@@ -113,9 +113,11 @@ class _Denoised:
                           self.network)
 
 
-def _read(job: Job) -> images.Image:
-    """Stage 1 (the reader thread): decode the input, refused before decoding if it cannot fit in memory."""
-    return images.read_image(job.source, fits=denoise_fits)
+def _read(job: Job) -> tuple[images.Image, float]:
+    """Stage 1 (the reader thread): decode the input, refused before decoding if it cannot fit in memory;
+    and the seconds that took (a file read ahead waits for the network, which is not its time)."""
+    t0 = time.perf_counter()
+    return images.read_image(job.source, fits=denoise_fits), time.perf_counter() - t0
 
 
 def _denoise(den: Denoiser, job: Job, img: images.Image, cfg: DenoiseConfig, progress: Progress | None
@@ -232,7 +234,8 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
             fr = _planned(job)
             if fr is None:
                 try:
-                    img, started = pipe.take(i)
+                    (img, read_s), _ = pipe.take(i)
+                    started = time.perf_counter() - read_s
                     read_next(i)
                     done = _denoise(den, job, img, cfg, progress)
                     done.seconds = time.perf_counter() - started
