@@ -11,11 +11,17 @@ light path beside it. Rows (SDAP convention; PSNR dB):
 * clean photos sent through and scored against themselves (the 5 SIDD clean blocks and the 3 CC15 d600
   means are held out of the one-pass training; the 12 other CC15 means and 8 SIDD crop GTs were its
   clean photos): mean and worst (identical outputs, inf dB, are counted apart);
+* the same for the 65 references of the SIDD validation pairs (held out too; SIDD's references keep
+  some of the phone's grain: 49 of the 65 read a level above 2, 25 above 3);
 * white noise of std 2 and 5 (seeded, rounded to 8 bits) on those clean photos: mean output PSNR minus
   mean input PSNR, and the worst image's output minus its input;
+* colour: the 24-colour chart of ``lowfreq_table.py`` under phone-like noise of std 8 and 20: gain over the
+  input and the largest shift of a square's mean colour (levels);
 * DND (the 33 + 64 shared crops, no references): the residual noise of the output, the wavelet-MAD
   estimate ``skimage.restoration.estimate_sigma`` (mean over channels, 0-255; it needs PyWavelets,
   ``pip install PyWavelets``), max and mean.
+
+An unconditioned student runs as the previous default did: its light path without the low-frequency check.
 
 Each row is printed as it is measured (``student | set | figure``), then the table.
 """
@@ -28,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lowfreq_table import chart, max_shift, noisy  # beside this script (benchmarks/)
 from skimage.restoration import estimate_sigma
 
 from sdap_cli.config import InferenceConfig
@@ -39,13 +46,17 @@ from sdap_cli.io.folders import find_images
 from sdap_cli.io.images import read_image
 
 HELD_OUT_CLEAN = ("sidd_val_blocks/p1y2z3_SDAP/SIDD_clean", "nam_cc15_mcwnnm/Real_ccnoise_denoised_part/d600*_mean.png")
+SIDD_REFERENCES = "sidd_val_scoredvi/val/GT"
 TRAINED_CLEAN = ("sidd_medium_crops_yilmazdoga/GT_Images", "nam_cc15_mcwnnm/Real_ccnoise_denoised_part/[5d][dm8]*_mean.png")
 
 
 def denoiser(path: str):
     loaded = load_weights(path)
-    return build_denoiser(LoadedWeights(loaded.model, loaded.input_scale, loaded.source, loaded.path,
-                                        loaded.metadata), InferenceConfig(), torch.device("cpu"), given=False)
+    den = build_denoiser(LoadedWeights(loaded.model, loaded.input_scale, loaded.source, loaded.path,
+                                       loaded.metadata), InferenceConfig(), torch.device("cpu"), given=False)
+    if not den.heavy.conditional:
+        den.lowfreq_k = None
+    return den
 
 
 def run(den, y: np.ndarray) -> np.ndarray:
@@ -84,6 +95,13 @@ def white_row(den, xs: list[np.ndarray], std: float) -> str:
     return f"{np.mean(outs) - np.mean(ins):+.2f} (input {np.mean(ins):.2f}; worst {min(gains):+.2f})"
 
 
+def chart_row(den, std: float) -> str:
+    x = chart()
+    y = noisy(x, std, np.random.default_rng(int(std)), phone=True)
+    out = run(den, y)
+    return f"{psnr_ssim(out, x, 'sdap')[0] - psnr_ssim(y, x, 'sdap')[0]:+.2f} (shift {max_shift(out, x):.1f})"
+
+
 def dnd_row(den, data: Path) -> str:
     files = find_images(data / "dnd_patches_cbdnet") + find_images(data / "dnd_noac")
     s = [float(np.mean(estimate_sigma(run(den, read_image(f).rgb), channel_axis=-1))) * 255 for f in files]
@@ -99,6 +117,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     students = a.student or [str(Path(__file__).resolve().parents[1] / "weights" / "sdap_student.safetensors")]
     held, trained = clean_images(a.data, HELD_OUT_CLEAN), clean_images(a.data, TRAINED_CLEAN)
+    refs = clean_images(a.data, (SIDD_REFERENCES,))
     rows = {}
     for s in students:
         den = denoiser(s)
@@ -116,6 +135,11 @@ def main() -> None:
             "white 2, trained on": lambda: white_row(den, trained, 2),
             "white 5, held out": lambda: white_row(den, held, 5),
             "white 5, trained on": lambda: white_row(den, trained, 5),
+            "clean SIDD references, held out (65)": lambda: clean_row(den, refs),
+            "white 2, SIDD references": lambda: white_row(den, refs, 2),
+            "white 5, SIDD references": lambda: white_row(den, refs, 5),
+            "colour chart, phone 8": lambda: chart_row(den, 8),
+            "colour chart, phone 20": lambda: chart_row(den, 20),
         }
         rows[Path(s).name] = {}
         for k, measure in measures.items():

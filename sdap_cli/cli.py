@@ -224,7 +224,7 @@ def distill(
     teacher_refine: o.TeacherRefineOpt = None, out: o.out_opt(DistillConfig) = None, config: o.ConfigOpt = None,
     cache: o.CacheOpt = None, targets: o.TargetsOpt = None, recharge: o.RechargeOpt = None,
     condition: o.ConditionOpt = None, clean: o.CleanPhotosOpt = None, synthetic: o.SyntheticOpt = None,
-    light_teacher: o.LightTeacherOpt = None,
+    recolour: o.RecolourOpt = None, light_teacher: o.LightTeacherOpt = None,
     resume: o.ResumeOpt = False, iterations: o.iterations_opt(DistillConfig) = None,
     batch: o.batch_opt(DistillConfig) = None, patch: o.patch_opt(DistillConfig, "multiple of 8") = None,
     lr: o.lr_opt(DistillConfig) = None, schedule: o.schedule_opt(DistillConfig) = None,
@@ -247,10 +247,11 @@ def distill(
     with boundary() as run:
         flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
                      recharge=recharge, targets=targets.split(",") if targets else None, ensemble=ensemble,
-                     condition=condition, clean=clean, synthetic=synthetic, light_teacher=light_teacher,
-                     iterations=iterations, batch=batch, patch=patch, lr=lr, schedule=schedule, warmup=warmup,
-                     init=init, val=val, val_every=val_every, checkpoint_every=checkpoint_every, seed=seed,
-                     device=device, precision=precision, workers=workers, threads=threads, ema=ema,
+                     condition=condition, clean=clean, synthetic=synthetic, recolour=recolour,
+                     light_teacher=light_teacher, iterations=iterations, batch=batch, patch=patch, lr=lr,
+                     schedule=schedule, warmup=warmup, init=init, val=val, val_every=val_every,
+                     checkpoint_every=checkpoint_every, seed=seed, device=device, precision=precision,
+                     workers=workers, threads=threads, ema=ema,
                      student={"ch": _triple(student_ch, "student-ch"),
                               "blocks": _triple(student_blocks, "student-blocks")})
         cfg = _config(DistillConfig, flags, config)

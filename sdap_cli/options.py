@@ -235,6 +235,8 @@ CleanPhotosOpt = Annotated[Optional[list[str]], _opt("--clean", help="Folder or 
                            "targets of themselves and of their synthetic noisy versions.", default="none")]
 SyntheticOpt = Annotated[Optional[int], _opt(help="Synthetic noisy versions per clean photo.",
                          default=shown(_D, "synthetic"))]
+RecolourOpt = Annotated[Optional[int], _opt(help="Recoloured copies per clean photo (channels permuted, "
+                        "saturation raised), each with its noisy versions.", default=shown(_D, "recolour"))]
 LightTeacherOpt = Annotated[Optional[Path], _opt(help="The light path's network for --condition targets (PD-1 "
                             "+ blend).", default=shown(_D, "light_teacher", "the shipped teacher"))]
 StudentInitOpt = Annotated[Optional[Path], _opt(help="Initial student weights.", default=shown(_D, "init"))]

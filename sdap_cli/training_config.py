@@ -140,6 +140,9 @@ class DistillConfig(LoopConfig):
     """Folders or files of clean photos: each is a target of itself and of ``synthetic`` noisy versions."""
     synthetic: int = Field(4, ge=0)
     """Noisy versions of each clean photo (training/synthetic.py: white, signal, box, pd2, bayer; 1-12 levels)."""
+    recolour: int = Field(0, ge=0)
+    """Recoloured copies of each clean photo (channels permuted, saturation raised; training/synthetic.py),
+    each with ``synthetic`` noisy versions too."""
     light_teacher: Optional[Path] = None
     """The network of the light path's targets (PD-1 + blend); None: the shipped teacher."""
 

@@ -130,7 +130,7 @@ class StudentUNet(nn.Module):
         return y + self.shuffle(self.body(self.unshuffle(x.to(self.head.weight.dtype)))).to(y.dtype)
 
     def body(self, x: torch.Tensor, head: torch.Tensor | None = None, cells_last: bool = False) -> torch.Tensor:
-        """The UNet between the pixel-unshuffle and the pixel-shuffle: ``(B, (3 + cond_ch) 4, H/2, W/2)`` ->
+        r"""The UNet between the pixel-unshuffle and the pixel-shuffle: ``(B, (3 + cond_ch) 4, H/2, W/2)`` ->
         ``(B, 12, H/2, W/2)``, the correction :math:`g_\phi` before the shuffle. ``head``: the head's
         weights with their input channels permuted to ``x``'s order (:meth:`forward_hwc`). ``cells_last``
         (inference, channels-last ``x``): each up-sampling writes into its skip (:meth:`_up_into`) and the

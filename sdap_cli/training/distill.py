@@ -244,10 +244,11 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
         return _cached_target(entry, noisy[i].shape, compute)[0]
 
     real, paths = onepass_entries(noisy, heavy, light_den, light_cache)
-    syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed) if cfg.clean else []
+    syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed, cfg.recolour) if cfg.clean else []
     repeat = synthetic_repeat(len(real), len(syn))
     facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": light_sha},
-             "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic, "repeat": repeat}
+             "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic,
+             "recolour": cfg.recolour, "repeat": repeat}
     return real + syn * repeat, facts
 
 

@@ -9,7 +9,11 @@ best this project makes for that kind of noise:
   Wiener-blended below ``SIGMA_HEAVY`` as the heavy path blends; *light* (white, light or correlated
   beyond PD-2) the light teacher at PD-1 plus the residual Wiener blend; *clean* the input itself;
 * a clean photo (``--clean``) is its own target, and so is each of its ``--synthetic`` noisy versions
-  (``synthetic.noisy_versions``): there the truth is known, so it is the target.
+  (``synthetic.noisy_versions``): there the truth is known, so it is the target; so are its ``--recolour``
+  recoloured copies (``synthetic.recolour``: colours the photos lack) and their noisy versions.
+
+The teachers' targets then get the low-frequency check of the teacher's paths (``adaptive.lowfreq_correct``),
+as ``sdap denoise`` runs them, so the student does not learn the teachers' colour shifts.
 
 Clean photos and their noisy versions are few beside the real noisy images, so they are listed
 ``repeat`` times (:func:`synthetic_repeat`): a ``SYNTHETIC_SHARE`` of the crops drawn comes from them, so
@@ -24,12 +28,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..inference.adaptive import choose_path, heavy_blend_weight, wiener_blend
+from ..inference.adaptive import choose_path, heavy_blend_weight, lowfreq_correct, wiener_blend
 from ..inference.denoiser import Denoiser
 from ..inference.noise import NoiseEstimate, measure_noise
 from ..io import images
 from ..io.folders import find_images
-from .synthetic import noisy_versions
+from .synthetic import noisy_versions, recolour
 
 __all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entries", "synthetic_repeat"]
 
@@ -40,15 +44,17 @@ def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray
                 ) -> tuple[np.ndarray, str]:
     """The target of a real noisy image and its path, for its measured noise ``est``: the input (clean),
     the heavy output blended as the heavy path blends, or the light network's output (``light()``,
-    computed only when needed) blended."""
+    computed only when needed) blended; both then low-frequency checked."""
     path = choose_path(est)
     if path == "clean":
         return y, path
     if path == "heavy":
         amount = heavy_blend_weight(est)
-        return (wiener_blend(y, heavy, est.sigma_map(heavy), amount=amount) if amount else heavy), path
-    x = light()
-    return wiener_blend(y, x, est.sigma_map(x)), path
+        x = wiener_blend(y, heavy, est.sigma_map(heavy), amount=amount) if amount else heavy
+    else:
+        x = light()
+        x = wiener_blend(y, x, est.sigma_map(x))
+    return lowfreq_correct(y, x, est.sigma_map(x), est.rho1, est.rho2), path
 
 
 def _entry(y: np.ndarray, target: np.ndarray, est: NoiseEstimate | None = None) -> np.ndarray:
@@ -70,14 +76,18 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
     return out, paths
 
 
-def synthetic_entries(clean: list[str], versions: int, seed: int) -> list[np.ndarray]:
+def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int = 0) -> list[np.ndarray]:
     """Entries of the clean photos under ``clean`` (folders searched recursively, or files): each photo
-    as its own target, then its ``versions`` noisy versions with it as their target."""
+    as its own target, then its ``versions`` noisy versions with it as their target; then as many for each
+    of its ``recolours`` recoloured copies (``synthetic.recolour``, drawn from ``default_rng([seed, i,
+    1000 + r])``)."""
     out = []
     for i, f in enumerate(p for c in clean for p in find_images(c)):
-        x = images.read_image(f).rgb
-        out.append(_entry(x, x))
-        out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, i)]
+        x0 = images.read_image(f).rgb
+        for r in range(recolours + 1):
+            x = x0 if r == 0 else recolour(x0, np.random.default_rng([seed, i, 1000 + r]))
+            out.append(_entry(x, x))
+            out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, i + 1000 * r)]
     return out
 
 

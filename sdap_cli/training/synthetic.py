@@ -15,6 +15,15 @@ unit standard deviation of one kind, and :math:`s` the standard deviation in 8-b
 * ``bayer``: white noise on an RGGB mosaic, demosaicked bilinearly (OpenCV): correlated in space and
   across channels, as a camera's sRGB noise starts.
 
+Clean photos hold few saturated colours, and a network that never saw a colour shifts it (the blind-spot
+teachers move a saturated purple by 15-27 levels). ``recolour`` makes new colours from a photo's own:
+
+.. math::
+    x' = \mathrm{clip}\big(l + g\,(x_\pi - l)\big), \qquad l = \tfrac13 \textstyle\sum_c x_c
+
+with :math:`x_\pi` its channels in another order (one of the 5 other permutations) and :math:`g` a
+saturation gain drawn uniformly in ``SATURATION``; the noise is added after, so it stays what its kind says.
+
 Levels are drawn log-uniformly in ``LEVELS`` (1-12 levels: from barely visible to the SIDD blocks'
 lightest), one kind and level per noisy version, from ``np.random.default_rng([seed, image, version])``
 so a set is the same on every run.
@@ -25,10 +34,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["KINDS", "LEVELS", "add_noise", "noisy_versions"]
+__all__ = ["KINDS", "LEVELS", "SATURATION", "add_noise", "noisy_versions", "recolour"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
 LEVELS = (1.0, 12.0)
+SATURATION = (1.0, 1.8)
+_PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 _PD2 = np.outer([0.25, 1.0, 0.25], [0.25, 1.0, 0.25])
 
 
@@ -86,3 +97,19 @@ def noisy_versions(clean: np.ndarray, n: int, seed: int, index: int) -> list[tup
         level = float(np.exp(rng.uniform(np.log(LEVELS[0]), np.log(LEVELS[1]))))
         out.append((add_noise(clean, kind, level, rng), kind, level))
     return out
+
+
+def recolour(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``clean`` ``(H, W, 3)`` float in [0, 1] with its channels permuted and its saturation raised
+    (module docstring); float32 in [0, 1], the same brightness :math:`l` where nothing clips.
+
+        >>> x = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+        >>> y = recolour(x, np.random.default_rng(1))
+        >>> y.shape, bool(np.allclose(y.mean(-1), x.mean(-1), atol=0.2)), bool((y != x).any())
+        ((8, 8, 3), True, True)
+    """
+    perm = _PERMUTATIONS[int(rng.integers(len(_PERMUTATIONS)))]
+    g = np.float32(rng.uniform(*SATURATION))
+    x = clean[..., list(perm)].astype(np.float32)
+    lum = x.mean(-1, keepdims=True)
+    return np.clip(lum + g * (x - lum), 0.0, 1.0).astype(np.float32)

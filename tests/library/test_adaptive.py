@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sdap_cli.evaluation.metrics import psnr_ssim
-from sdap_cli.inference.adaptive import AdaptiveDenoiser, wiener_blend
+from sdap_cli.inference.adaptive import AdaptiveDenoiser, lowfreq_correct, wiener_blend
 from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
 from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.io import images
@@ -78,8 +78,11 @@ def test_white_noise_comes_out_better_than_the_input(shipped, two_paths, sigma):
 def test_phone_noise_takes_the_default_path_unchanged(shipped, two_paths):
     y = images.read_image(shared_data("sidd_val_blocks", "p1y2z3_SDAP", "SIDD_noisy", "842.png")).rgb
     out, d = two_paths.denoise(y)
-    assert d.path == "heavy"
-    assert np.array_equal(out, two_paths.heavy.denoise(y))
+    assert d.path == "heavy" and d.network["lowfreq"]
+    raw = two_paths.heavy.denoise(y)                 # the teacher's paths then get the low-frequency check
+    assert np.allclose(out, lowfreq_correct(y, raw, d.noise.sigma_map(raw), d.noise.rho1, d.noise.rho2),
+                       atol=1e-6)
+    assert np.array_equal(AdaptiveDenoiser(two_paths.heavy, two_paths.light, lowfreq_k=None).denoise(y)[0], raw)
     out, d = shipped.denoise(y)                      # the student is told the measured noise, one pass
     assert d.path == "one-pass" and d.network["told"]["rho1"] == round(d.noise.rho1, 3)
     assert np.array_equal(out, shipped.heavy.denoise(y, noise=d.noise))
@@ -142,3 +145,62 @@ def test_tiled_blend_equals_the_whole_image_blend(dtype):
                               post_halo=WINDOW // 2)
             assert out.dtype == dtype
             assert np.abs(to_unit(out) - whole).max() <= (1e-4 if dtype == np.float32 else 0.5 / 255 + 1e-4)
+
+
+def test_lowfreq_check_removes_a_shift_noise_cannot_explain_and_keeps_noise_level_ones():
+    """A colour shift well above what noise leaves in the window comes back; one within it stays put."""
+    rng = np.random.default_rng(2)
+    x = smooth_scene(120, 150).astype(np.float32)
+    var = np.full((120, 150, 1), (6 / 255) ** 2, np.float32)
+    shifted = np.clip(x + np.float32([0.06, -0.04, 0.0]), 0, 1)          # 15 and 10 levels
+    y = add_noise(x, 6, rng)
+    fixed = lowfreq_correct(y, shifted, var, 0.4, 0.05)
+    inner = (slice(30, 90), slice(30, 120))
+    assert np.abs((fixed - x)[inner].mean((0, 1))).max() < 1 / 255 < np.abs((shifted - x)[inner].mean((0, 1))).max()
+    small = np.clip(x + np.float32([0.1 / 255, 0, 0]), 0, 1)            # a tenth of a level: noise explains it
+    assert np.abs(lowfreq_correct(y, small, var, 0.4, 0.05) - small).max() < 1 / 255
+    assert np.array_equal(lowfreq_correct(x, x, var, 0.4, 0.05), x)     # no difference, nothing to put back
+
+
+def test_teacher_paths_keep_saturated_colours(two_paths):
+    """The shipped teacher shifts a flat saturated purple under phone-like noise; the check brings it back."""
+    rng = np.random.default_rng(4)
+    x = np.zeros((128, 128, 3), np.float32)
+    x[:] = np.float32([110, 90, 215]) / 255
+    x[:, 64:] = np.float32([40, 200, 190]) / 255
+    y = phone_like(x, 8, rng)
+    out, d = two_paths.denoise(y)
+    raw, _ = AdaptiveDenoiser(two_paths.heavy, two_paths.light, lowfreq_k=None).denoise(y)
+    inner = [(slice(32, 96), slice(16, 48)), (slice(32, 96), slice(80, 112))]
+    shift = lambda o: max(np.abs((o - x)[s].mean((0, 1))).max() for s in inner) * 255   # noqa: E731
+    assert d.network["lowfreq"] and shift(out) < 2 < shift(raw), (shift(out), shift(raw))
+    assert score(out, x) > score(raw, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_tiled_chained_steps_equal_the_whole_image(dtype):
+    """The blend then the low-frequency check, per tile (tiles grown by both halos), equal both on the
+    stitched image."""
+    import torch
+
+    from sdap_cli.inference.adaptive import LOWFREQ_RADIUS, WINDOW, blend_step, chain_steps, lowfreq_step
+    from sdap_cli.inference.denoiser import Denoiser
+    from sdap_cli.inference.noise import measure_noise
+    from sdap_cli.io.samples import from_unit, to_unit
+    from sdap_cli.method.dbsnl import DBSNl
+    torch.manual_seed(0)
+    den = Denoiser(DBSNl(base_ch=8, num_module=1), refine="none", pd=1)
+    rng = np.random.default_rng(6)
+    y = add_noise(smooth_scene(150, 171).astype(np.float32), 6, rng)
+    src = y if dtype == np.float32 else from_unit(y.copy(), np.uint8)
+    est = measure_noise(src)
+    stitched = den.denoise(src, tile=4096)
+    blended = wiener_blend(to_unit(src), stitched, est.sigma_map(stitched), amount=0.5)
+    whole = lowfreq_correct(to_unit(src), blended, est.sigma_map(blended), est.rho1, est.rho2)
+    assert np.abs(whole - blended).max() > 1e-3                         # the check did something here
+    post, halo = chain_steps([(blend_step(est, 0.5), WINDOW // 2), (lowfreq_step(est), LOWFREQ_RADIUS)])
+    assert halo == WINDOW // 2 + LOWFREQ_RADIUS
+    small = 2 * (den.margin + halo) + 24
+    for tile in (4096, small):
+        out = den.denoise(src, tile=tile, out=np.empty(src.shape, dtype), post=post, post_halo=halo)
+        assert np.abs(to_unit(out) - whole).max() <= (1e-4 if dtype == np.float32 else 0.5 / 255 + 1e-4)

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path, heavy_blend_weight, wiener_blend
+from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path, heavy_blend_weight, lowfreq_correct, wiener_blend
 from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.inference.noise import BINS, COND_CH, NoiseEstimate, measure_noise
 from sdap_cli.method.student import StudentUNet
-from sdap_cli.training.onepass import path_target, synthetic_repeat
-from sdap_cli.training.synthetic import KINDS, add_noise, noisy_versions
+from sdap_cli.training.onepass import path_target, synthetic_entries, synthetic_repeat
+from sdap_cli.training.synthetic import KINDS, SATURATION, add_noise, noisy_versions, recolour
 from tests.helpers import noisy_rgb
 
 
@@ -150,10 +150,45 @@ def test_each_path_gets_its_target():
         want = wiener_blend(y, heavy, est.sigma_map(heavy), amount=a) if a else heavy
     else:
         want = wiener_blend(y, light, est.sigma_map(light))
+    want = lowfreq_correct(y, want, est.sigma_map(want), est.rho1, est.rho2)   # then checked, as denoise does
     assert np.array_equal(t, want)
+    shifted = np.clip(x + np.float32([0.08, 0.0, -0.06]), 0, 1)   # a teacher that moves the colour
+    t, _ = path_target(y, shifted, lambda: shifted, est)
+    inner = (slice(20, -20), slice(20, -20))
+    assert np.abs((t - x)[inner].mean((0, 1))).max() < 0.3 * np.abs((shifted - x)[inner].mean((0, 1))).max()
     flat = np.full((64, 64, 3), 0.5, np.float32)
     t, path = path_target(flat, heavy[:64, :64], lambda: light[:64, :64], measure_noise(flat))
     assert path == "clean" and t is flat
+
+
+def test_recolour_permutes_the_channels_and_raises_the_saturation():
+    rng = np.random.default_rng(0)
+    x = (0.3 + 0.4 * rng.random((24, 24, 3))).astype(np.float32)       # nothing clips at a gain of 1.8
+    cx = x - x.mean(-1, keepdims=True)
+    perms = [(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    seen = set()
+    for seed in range(12):
+        y = recolour(x, np.random.default_rng(seed))
+        assert np.allclose(y.mean(-1), x.mean(-1), atol=1e-5)           # the brightness l is kept
+        cy = y - y.mean(-1, keepdims=True)                              # chroma = g x the permuted chroma
+        fits = [(float((cy * cx[..., p]).sum() / (cx[..., p] ** 2).sum()), p) for p in perms]
+        err, g, p = min((np.abs(cy - g * cx[..., p]).max(), g, p) for g, p in fits)
+        assert err < 1e-5 and SATURATION[0] - 1e-4 <= g <= SATURATION[1] + 1e-4, (err, g)
+        seen.add(p)
+    assert len(seen) >= 3                                               # not one fixed permutation
+
+
+def test_recoloured_copies_come_with_their_noisy_versions(tmp_path):
+    import cv2
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"c{i}.png"), noisy_rgb(48, 40, seed=i))
+    plain = synthetic_entries([str(tmp_path)], 2, seed=0)
+    more = synthetic_entries([str(tmp_path)], 2, seed=0, recolours=1)
+    assert len(plain) == 2 * 3 and len(more) == 2 * 2 * 3
+    assert np.array_equal(more[0], plain[0]) and np.array_equal(more[1], plain[1])   # the photo comes first
+    copy = more[3]                                                      # photo 0's recoloured copy: its own target
+    assert np.array_equal(copy[..., :3], copy[..., 3:6]) and not np.array_equal(copy[..., :3], plain[0][..., :3])
+    assert np.array_equal(more[4][..., 3:6], copy[..., 3:6])            # its noisy versions target it
 
 
 def test_synthetic_share():
