@@ -63,8 +63,8 @@ WeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Weights: ou
                        "official SDAP or AP-BSN (.pth).", default=shown(DenoiseConfig, "weights", "the shipped model"))]
 RefineOpt = Annotated[Optional[str], _opt(help="Refinement after the PD-2 pass: e (SDAP's second "
                       "pass), r3 (AP-BSN), none (fastest).", default=shown(_I, "refine"), complete=(_I, "refine"))]
-TileOpt = Annotated[Optional[int], _opt(help="Tile side in pixels, overlap included.",
-                    default=shown(_I, "tile", "from free memory"))]
+TileOpt = Annotated[Optional[int], _opt(help="Tile side in pixels, overlap included (one too "
+                    "small to hold the overlap is raised).", default=shown(_I, "tile", "from free memory"))]
 OverlapOpt = Annotated[Optional[int], _opt(help="Context per tile side (the default makes tiles match the "
                        "whole-image result).", default=shown(_I, "tile_overlap", "the receptive field"))]
 DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_I, "device"), complete=(_I, "device"))]

@@ -39,7 +39,12 @@ from .device import DTYPES, is_oom
 from .noise import NoiseEstimate, measure_noise
 from .tiling import auto_tile, padded_window, tile_boxes, tile_margin
 
-__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "compile_network"]
+__all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "compile_network", "MIN_CORE"]
+
+MIN_CORE = 64
+"""The core (the part of a tile it is kept for) of a tile raised because it could not hold its overlap: the
+smallest valid one, twice the overlap plus 2 pixels, would be correct but slow (one tile per 2 pixels)."""
+
 
 def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """``torch.compile`` for inference, one graph per input shape (``dynamic=False``; tiles share a shape).
@@ -206,7 +211,9 @@ class Denoiser:
             image: samples of any type of ``samples.SAMPLE_TYPES`` (floats in [0, 1]; a broadcast gray
                 view is fine). Each tile is converted to float on its own (``samples.to_unit``), so
                 no float copy of the whole image is made.
-            tile: tile side in pixels (None: automatic from free memory; larger than the image: one tile).
+            tile: tile side in pixels (None: automatic from free memory; larger than the image: one tile;
+                one too small to hold the overlap ``margin + post_halo`` on both sides is raised to twice
+                that plus ``MIN_CORE``: the result does not depend on it).
             overlap: margin per side (None: ``self.margin``; smaller values break tiled == whole).
             on_tile: called as ``on_tile(done, total)`` after each tile.
             out: ``(H, W, 1 or 3)`` array of any sample type to write the result into
@@ -228,6 +235,8 @@ class Denoiser:
         margin = -(-(margin + post_halo) // a) * a
         if tile is None:
             tile = auto_tile(self.device, self.bytes_per_pixel, margin, a)
+        if tile < 2 * margin + 2 * a:                  # no room for a core: make room (tiled == whole anyway)
+            tile = 2 * margin + MIN_CORE
         if out is None:
             out = np.empty((h0, w0, 3), np.float32)
         if self.conditional and noise is None:
