@@ -64,6 +64,14 @@ def max_shift(out: np.ndarray, x: np.ndarray) -> float:
     return worst
 
 
+def print_table(rows: dict[str, dict[str, str]]) -> None:
+    """A Markdown table: a row per measured set, a column per ``rows`` key (a setting or a weights file)."""
+    cols = list(rows)
+    print("| set | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
+    for name in rows[cols[0]]:
+        print(f"| {name} | " + " | ".join(rows[c][name] for c in cols) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -109,10 +117,7 @@ def main() -> None:
         rows[col] = res
         for name, v in res.items():
             print(f"{col} | {name} | {v}", flush=True)
-    cols = list(rows)
-    print("| set | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
-    for name in rows[cols[0]]:
-        print(f"| {name} | " + " | ".join(rows[c][name] for c in cols) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

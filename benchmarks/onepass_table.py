@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lowfreq_table import chart, max_shift, noisy  # beside this script (benchmarks/)
+from lowfreq_table import chart, max_shift, noisy, print_table  # beside this script (benchmarks/)
 from skimage.restoration import estimate_sigma
 
 from sdap_cli.config import InferenceConfig
@@ -145,10 +145,7 @@ def main() -> None:
         for k, measure in measures.items():
             rows[Path(s).name][k] = measure()
             print(f"{Path(s).name} | {k} | {rows[Path(s).name][k]}", flush=True)
-    names = list(rows)
-    print("| set | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
-    for k in rows[names[0]]:
-        print(f"| {k} | " + " | ".join(rows[n][k] for n in names) + " |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -120,22 +120,28 @@ def test_light_phone_noise_is_never_worse_than_the_input(shipped):
     assert score(out, x) > score(y, x)
 
 
+def tiny_teacher_and_input(dtype, refine: str, pd: int, seed: int, hw: tuple[int, int]):
+    """An untrained DBSNl 8/1 denoiser, a smooth scene with white noise of std 6 as ``dtype`` samples, and
+    its measured noise."""
+    import torch
+
+    from sdap_cli.inference.denoiser import Denoiser
+    from sdap_cli.inference.noise import measure_noise
+    from sdap_cli.io.samples import from_unit
+    from sdap_cli.method.dbsnl import DBSNl
+    torch.manual_seed(0)
+    den = Denoiser(DBSNl(base_ch=8, num_module=1), refine=refine, pd=pd)
+    y = add_noise(smooth_scene(*hw).astype(np.float32), 6, np.random.default_rng(seed))
+    src = y if dtype == np.float32 else from_unit(y.copy(), np.uint8)
+    return den, src, measure_noise(src)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
 def test_tiled_blend_equals_the_whole_image_blend(dtype):
     """The per-tile blend (tiles grown by the box's half-width) equals blending the stitched image."""
-    import torch
-
     from sdap_cli.inference.adaptive import WINDOW, blend_step
-    from sdap_cli.inference.denoiser import Denoiser
-    from sdap_cli.inference.noise import measure_noise
-    from sdap_cli.io.samples import from_unit, to_unit
-    from sdap_cli.method.dbsnl import DBSNl
-    torch.manual_seed(0)
-    den = Denoiser(DBSNl(base_ch=8, num_module=1), refine="e", pd=2)
-    rng = np.random.default_rng(5)
-    y = add_noise(smooth_scene(141, 163).astype(np.float32), 6, rng)
-    src = y if dtype == np.float32 else from_unit(y.copy(), np.uint8)
-    est = measure_noise(src)
+    from sdap_cli.io.samples import to_unit
+    den, src, est = tiny_teacher_and_input(dtype, "e", 2, 5, (141, 163))
     small = 2 * (den.margin + WINDOW) + 24
     for amount in (1.0, 0.4):
         stitched = den.denoise(src, tile=4096)
@@ -181,19 +187,9 @@ def test_teacher_paths_keep_saturated_colours(two_paths):
 def test_tiled_chained_steps_equal_the_whole_image(dtype):
     """The blend then the low-frequency check, per tile (tiles grown by both halos), equal both on the
     stitched image."""
-    import torch
-
     from sdap_cli.inference.adaptive import LOWFREQ_RADIUS, WINDOW, blend_step, chain_steps, lowfreq_step
-    from sdap_cli.inference.denoiser import Denoiser
-    from sdap_cli.inference.noise import measure_noise
-    from sdap_cli.io.samples import from_unit, to_unit
-    from sdap_cli.method.dbsnl import DBSNl
-    torch.manual_seed(0)
-    den = Denoiser(DBSNl(base_ch=8, num_module=1), refine="none", pd=1)
-    rng = np.random.default_rng(6)
-    y = add_noise(smooth_scene(150, 171).astype(np.float32), 6, rng)
-    src = y if dtype == np.float32 else from_unit(y.copy(), np.uint8)
-    est = measure_noise(src)
+    from sdap_cli.io.samples import to_unit
+    den, src, est = tiny_teacher_and_input(dtype, "none", 1, 6, (150, 171))
     stitched = den.denoise(src, tile=4096)
     blended = wiener_blend(to_unit(src), stitched, est.sigma_map(stitched), amount=0.5)
     whole = lowfreq_correct(to_unit(src), blended, est.sigma_map(blended), est.rho1, est.rho2)
