@@ -4,7 +4,8 @@
 
 On a generated photo-like image (smooth shading, edges, white noise of std 5): the noise measurement,
 the heavy path's network (the shipped student on CPU), the light path's network (the shipped teacher at
-PD-1, no refinement) and the Wiener blend, each timed after a warm-up, best of --runs.
+PD-1, no refinement), the Wiener blend and the teacher paths' low-frequency check, each timed after a warm-up,
+best of --runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from student_candidates import best_time as best  # benchmarks/ is the script's folder, on sys.path
 
-from sdap_cli.inference.adaptive import wiener_blend
+from sdap_cli.inference.adaptive import lowfreq_correct, wiener_blend
 from sdap_cli.inference.checkpoints import load_weights, shipped_student_path
 from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.inference.device import pick_precision
@@ -51,13 +52,16 @@ def main() -> None:
         "heavy path network (student)": best(lambda: heavy.denoise(y), a.runs),
         "light path network (teacher PD-1)": best(lambda: light.denoise(y), a.runs),
         "Wiener blend": best(lambda: wiener_blend(y, x_hat, est.sigma_map(x_hat)), a.runs),
+        "low-frequency check": best(lambda: lowfreq_correct(y, x_hat, est.sigma_map(x_hat), est.rho1, est.rho2),
+                                    a.runs),
     }
     base = rows["heavy path network (student)"]
     print(f"{w}x{h} ({mp:.1f} MP), {a.threads} threads, {prec}, torch {torch.__version__}")
     print(f"{'step':36s} {'s':>8s} {'s/MP':>8s} {'x student':>10s}")
     for k, v in rows.items():
         print(f"{k:36s} {v:8.2f} {v / mp:8.3f} {v / base:10.2f}")
-    light_total = rows["noise measurement"] + rows["light path network (teacher PD-1)"] + rows["Wiener blend"]
+    light_total = (rows["noise measurement"] + rows["light path network (teacher PD-1)"] + rows["Wiener blend"]
+                   + rows["low-frequency check"])
     heavy_total = rows["noise measurement"] + base
     print(f"{'auto, heavy image (total)':36s} {heavy_total:8.2f} {heavy_total / mp:8.3f} {heavy_total / base:10.2f}")
     print(f"{'auto, light image (total)':36s} {light_total:8.2f} {light_total / mp:8.3f} {light_total / base:10.2f}")
