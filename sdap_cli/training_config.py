@@ -150,6 +150,8 @@ class DistillConfig(LoopConfig):
     def _one_pass(self) -> "DistillConfig":
         if self.clean and not self.condition:
             raise ValueError("--clean trains the noise-conditional student: add --condition")
+        if self.recolour and not self.clean:
+            raise ValueError("--recolour recolours the clean photos: add --clean")
         if self.condition and (self.targets != ["teacher"] or self.recharge):
             raise ValueError("--condition makes its own targets (one per image): leave --targets and --recharge")
         return self

@@ -337,13 +337,17 @@ def test_distill_condition_trains_a_conditional_student_on_every_kind_of_target(
     tmp, teacher = setup
     write_png(tmp / "clean" / "c.png", noisy_rgb(48, 48, seed=5))
     args = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--light-teacher", str(teacher),
-            "--condition", "--clean", str(tmp / "clean"), "--synthetic", "2", "--cache", str(tmp / "cache"),
-            "-n", "3", "--out", str(tmp / "run"), "--init", str(tiny_student(tmp / "s.safetensors"))] + TINY
+            "--condition", "--clean", str(tmp / "clean"), "--synthetic", "2", "--recolour", "1",
+            "--cache", str(tmp / "cache"), "-n", "3", "--out", str(tmp / "run"),
+            "--init", str(tiny_student(tmp / "s.safetensors"))] + TINY
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     lw = load_weights(tmp / "run" / "last.safetensors")
     assert lw.model.arch["cond_ch"] == 5 and lw.model.cond_ch == 5
     facts = lw.metadata["training"]["onepass"]
-    assert sum(facts["paths"].values()) == 2 and facts["clean_entries"] == 3 and facts["repeat"] >= 1
+    assert sum(facts["paths"].values()) == 2 and facts["clean_entries"] == 6 and facts["repeat"] >= 1
+    assert facts["recolour"] == 1                                   # the photo and its copy, each with 2 versions
     r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--clean", str(tmp / "clean")])
     assert r.exit_code == 2 and "--condition" in r.output
+    r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--recolour", "1"])
+    assert r.exit_code == 2 and "--clean" in r.output and "Traceback" not in r.output
