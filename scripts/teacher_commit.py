@@ -52,7 +52,10 @@ def main(run: Path) -> None:
             f"{file_hash(out)[:12]} |\n")
     if "| leg |" not in text:
         text += ("\n" if text else "") + HEADER
-    log.write_text(text + line)
+    lines = text.splitlines(keepends=True)
+    rows = [i for i, t in enumerate(lines) if t.startswith("| ") and t[2:3].isdigit()] or [len(lines) - 1]
+    lines.insert(rows[-1] + 1, line)                        # under the table's last row, above the notes
+    log.write_text("".join(lines))
     print(f"wrote {out} and leg {leg} of {log}")
 
 
