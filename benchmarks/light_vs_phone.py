@@ -3,8 +3,8 @@ processes with the defaults.
 
     python benchmarks/light_vs_phone.py [--data ../shared/data] [--out runs/light_vs_phone]
 
-Writes ``light3mp.png`` (the 12 CC15 noisy images, 512 x 512, tiled 4 x 3: light DSLR noise, 2048 x 1536)
-and ``phone3mp.png`` (48 SIDD validation training blocks, 256 x 256, tiled 8 x 6: phone noise, 2048 x 1536)
+Writes ``light3mp.png`` (random 256 x 256 pieces of the 15 CC15 noisy images: light DSLR noise) and
+``phone3mp.png`` (the same of the 8 SIDD crops: phone noise), both 2048 x 1536 (``whole_process.mosaic``),
 under ``--out``, then prints the command that times them side by side (``farm-bench``, the tool library's
 whole-process timer; pairs A B A B, so its ratio holds while the machine's speed drifts).
 """
@@ -16,16 +16,7 @@ import shlex
 from pathlib import Path
 
 import cv2
-import numpy as np
-
-from sdap_cli.io.folders import find_images
-
-
-def mosaic(files: list[Path], rows: int, cols: int) -> np.ndarray:
-    tiles = [cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files[:rows * cols]]
-    side = min(min(t.shape[:2]) for t in tiles)
-    tiles = [t[:side, :side] for t in tiles]
-    return np.concatenate([np.concatenate(tiles[r * cols:(r + 1) * cols], 1) for r in range(rows)], 0)
+from whole_process import mosaic  # beside this script (benchmarks/)
 
 
 def main() -> None:
@@ -34,11 +25,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "runs" / "light_vs_phone")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    cc15 = sorted((a.data / "nam_cc15_mcwnnm" / "Real_ccnoise_denoised_part").glob("*_real.png"))[:12]
-    sidd = find_images(a.data / "sidd_val_scoredvi" / "train_noisy")[::10][:48]
+    cc15 = sorted((a.data / "nam_cc15_mcwnnm" / "Real_ccnoise_denoised_part").glob("*_real.png"))
+    sidd = sorted((a.data / "sidd_medium_crops_yilmazdoga" / "Noisy_Images").glob("*.png"))
     light, phone = a.out / "light3mp.png", a.out / "phone3mp.png"
-    cv2.imwrite(str(light), mosaic(cc15, 3, 4))
-    cv2.imwrite(str(phone), mosaic(sidd, 6, 8))
+    cv2.imwrite(str(light), mosaic(1536, 2048, 0, cc15))
+    cv2.imwrite(str(phone), mosaic(1536, 2048, 0, sidd))
     out = a.out / "denoised"
     cmd = lambda f: f"sdap denoise {shlex.quote(str(f))} -o {shlex.quote(str(out))} --overwrite -q"  # noqa: E731
     print(f"farm-bench -n 5 --timeout 300 --vs '{cmd(phone)}' -- {cmd(light)}")

@@ -33,11 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 CROPS = REPO.parent / "shared" / "data" / "sidd_medium_crops_yilmazdoga" / "Noisy_Images"
 
 
-def mosaic(h: int, w: int, seed: int) -> np.ndarray:
-    """An h x w image of random 256x256 pieces of the real noisy crops."""
-    crops = [c for c in (cv2.imread(str(p)) for p in sorted(CROPS.glob("*.png"))) if c is not None]
+def mosaic(h: int, w: int, seed: int, files: list[Path] | None = None) -> np.ndarray:
+    """An h x w image of random 256x256 pieces of ``files`` (default: the real noisy SIDD crops)."""
+    files = sorted(CROPS.glob("*.png")) if files is None else files
+    crops = [c for c in (cv2.imread(str(p)) for p in files) if c is not None]
     if not crops:
-        sys.exit(f"no noisy crops in {CROPS}")
+        sys.exit(f"no noisy images among {len(files)} files (default: {CROPS})")
     rng = np.random.default_rng(seed)
     out = np.zeros((h, w, 3), np.uint8)
     for y in range(0, h, 256):
