@@ -278,6 +278,27 @@ def test_sidd_val_mat_with_limit_save_and_rescore(tmp_path, weights, sidd_mats):
     assert [x["psnr"] for x in again] == pytest.approx([x["psnr"] for x in rows], abs=1e-9)
 
 
+def test_sidd_val_mat_with_the_default_network_equals_the_folder_evaluation(tmp_path, sidd_mats):
+    """Issue 36 item 0: scipy reads the .mat blocks as Fortran-ordered arrays; the default network (the CPU
+    student's layout path) scores every block, and each equals the evaluation of the same blocks as files."""
+    d, noisy, clean = sidd_mats
+    r = invoke("--dataset", "sidd-val", "--data-dir", d, "--device", "cpu", "--json", tmp_path / "m.json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "m.json").read_text())["images"]
+    assert len(rows) == 6 and all(np.isfinite(row["psnr"]) for row in rows)
+    folder = tmp_path / "pairs"
+    (folder / "noisy").mkdir(parents=True)
+    (folder / "clean").mkdir()
+    for k, (n, c) in enumerate(zip(noisy.reshape(-1, 32, 32, 3), clean.reshape(-1, 32, 32, 3))):
+        write_png(folder / "noisy" / f"{k}.png", n)
+        write_png(folder / "clean" / f"{k}.png", c)
+    r = invoke("--noisy", folder / "noisy", "--clean", folder / "clean", "--device", "cpu",
+               "--json", tmp_path / "f.json")
+    assert r.exit_code == 0, r.output
+    by_name = {row["name"].split(".")[0]: row["psnr"] for row in json.loads((tmp_path / "f.json").read_text())["images"]}
+    assert [row["psnr"] for row in rows] == pytest.approx([by_name[row["name"]] for row in rows], abs=1e-9)
+
+
 def test_sidd_bench_kaggle_submission(tmp_path, weights, sidd_mats):
     d, noisy, _ = sidd_mats
     out_csv = tmp_path / "sub" / "SubmitSrgb.csv"

@@ -34,7 +34,8 @@ def scale_of(dtype: np.dtype) -> float:
 
 
 def to_unit(samples: np.ndarray) -> np.ndarray:
-    """Samples of any type in :data:`SAMPLE_TYPES` -> a new float32 array in [0, 1] (same shape).
+    """Samples of any type in :data:`SAMPLE_TYPES` -> a new C-contiguous float32 array in [0, 1] (same
+    shape), whatever the strides of ``samples`` (a Fortran-ordered .mat block, a caller's slice).
 
     Example:
         >>> to_unit(np.array([0, 255], np.uint8)).tolist(), to_unit(np.array([np.nan, 2.0], np.float32)).tolist()
@@ -42,10 +43,10 @@ def to_unit(samples: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(samples)
     if x.dtype.kind == "u":
-        u = x.astype(np.float32)
+        u = x.astype(np.float32, order="C")
         u /= np.float32(scale_of(x.dtype))
         return u
-    out = np.array(x, dtype=np.float32, copy=True)
+    out = np.array(x, dtype=np.float32, copy=True, order="C")
     return unit_clip(out)
 
 

@@ -187,7 +187,8 @@ class StudentUNet(nn.Module):
         runs into ``(H, W, 3)``.
         """
         h, w, _ = y.shape
-        parts = [y] if not self.cond_ch else [y, cond]
+        y = y.contiguous()                          # the views below need it (a no-op on decoded tiles)
+        parts = [y] if not self.cond_ch else [y, cond.contiguous()]
         c = sum(p.shape[2] for p in parts)
         x = torch.empty(h // 2, w // 2, 2, 2 * c, dtype=self.head.weight.dtype, device=y.device)
         at = 0

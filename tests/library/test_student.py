@@ -154,3 +154,26 @@ def test_the_denoiser_runs_the_fast_path_and_macs_count_every_conv():
     plain = StudentDenoiser(_busy_student(), precision="fp32")
     plain.hwc = False                                        # the generic path: NCHW through net()
     assert np.abs(den.denoise(img) - plain.denoise(img)).max() < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_any_strided_image_gives_what_its_contiguous_copy_gives(dtype):
+    """Issue 36 item 0: a Fortran-ordered array (scipy's .mat blocks), a transposed view and a reversed slice
+    are denoised exactly as their C-contiguous copies, by the decoded-layout path of a conditional student
+    (the tiles are converted to C order; ``forward_hwc`` takes any strides too)."""
+    den = StudentDenoiser(_busy_student(5))
+    rng = np.random.default_rng(3)
+    scale = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
+    base = (rng.random((40, 36, 3)) * scale).astype(dtype)
+    for view in (np.asfortranarray(base), base.transpose(1, 0, 2), base[::-1, ::2]):
+        assert not view.flags.c_contiguous
+        want = den.denoise(np.ascontiguousarray(view), tile=32)
+        assert np.array_equal(den.denoise(view, tile=32), want)
+        assert np.array_equal(den.denoise(view), den.denoise(np.ascontiguousarray(view)))
+    with torch.inference_mode():
+        net = den.model
+        y = torch.rand(24, 16, 3)
+        c = torch.rand(24, 16, 5)
+        got = net.forward_hwc(y.transpose(0, 1).contiguous().transpose(0, 1), c.transpose(0, 1).contiguous()
+                              .transpose(0, 1))
+        assert torch.equal(got, net.forward_hwc(y, c))
