@@ -1,3 +1,3 @@
-from sdap_cli.cli import main
+from sdap_cli.entry import main
 
 main()

@@ -131,6 +131,19 @@ def _triple(v: Optional[str], name: str) -> tuple[int, ...] | None:
         raise ConfigError(f"--{name} {v!r}: give three integers, e.g. 32,64,128") from None
 
 
+def _floats(v: Optional[str], name: str, n: int | None = None) -> list[float] | None:
+    """'1,0.5' -> [1.0, 0.5] (``n`` of them when given); a usage error naming ``--name`` otherwise."""
+    if v is None:
+        return None
+    try:
+        out = [float(x) for x in v.split(",")]
+    except ValueError:
+        out = []
+    if not out or (n is not None and len(out) != n):
+        raise ConfigError(f"--{name} {v!r}: give {n or 'one or more'} numbers separated by commas")
+    return out
+
+
 @app.command(epilog="Examples:\n\n  sdap denoise noisy/*.png -o clean/\n\n"
                     "  sdap denoise photos/ --recursive -o out/ --skip-existing\n\n"
                     "  sdap denoise IMG_0001.dng -o clean/          (16-bit TIFF)\n\n"
@@ -225,6 +238,8 @@ def distill(
     cache: o.CacheOpt = None, targets: o.TargetsOpt = None, recharge: o.RechargeOpt = None,
     condition: o.ConditionOpt = None, clean: o.CleanPhotosOpt = None, synthetic: o.SyntheticOpt = None,
     recolour: o.RecolourOpt = None, light_teacher: o.LightTeacherOpt = None,
+    synthetic_levels: o.SyntheticLevelsOpt = None, synthetic_share: o.SyntheticShareOpt = None,
+    clean_scales: o.CleanScalesOpt = None,
     resume: o.ResumeOpt = False, iterations: o.iterations_opt(DistillConfig) = None,
     batch: o.batch_opt(DistillConfig) = None, patch: o.patch_opt(DistillConfig, "multiple of 8") = None,
     lr: o.lr_opt(DistillConfig) = None, schedule: o.schedule_opt(DistillConfig) = None,
@@ -248,7 +263,10 @@ def distill(
         flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
                      recharge=recharge, targets=targets.split(",") if targets else None, ensemble=ensemble,
                      condition=condition, clean=clean, synthetic=synthetic, recolour=recolour,
-                     light_teacher=light_teacher, iterations=iterations, batch=batch, patch=patch, lr=lr,
+                     light_teacher=light_teacher, synthetic_share=synthetic_share,
+                     synthetic_levels=_floats(synthetic_levels, "synthetic-levels", 2),
+                     clean_scales=_floats(clean_scales, "clean-scales"), iterations=iterations, batch=batch,
+                     patch=patch, lr=lr,
                      schedule=schedule, warmup=warmup, init=init, val=val, val_every=val_every,
                      checkpoint_every=checkpoint_every, seed=seed, device=device, precision=precision,
                      workers=workers, threads=threads, ema=ema,

@@ -235,6 +235,12 @@ CleanPhotosOpt = Annotated[Optional[list[str]], _opt("--clean", help="Folder or 
                            "targets of themselves and of their synthetic noisy versions.", default="none")]
 SyntheticOpt = Annotated[Optional[int], _opt(help="Synthetic noisy versions per clean photo.",
                          default=shown(_D, "synthetic"))]
+SyntheticLevelsOpt = Annotated[Optional[str], _opt(help="LOW,HIGH: range of the synthetic noise's std in 8-bit "
+                               "levels (log-uniform).", default=shown(_D, "synthetic_levels"))]
+SyntheticShareOpt = Annotated[Optional[float], _opt(help="Fraction of the training crops drawn from the clean "
+                              "photos and their noisy versions.", default="0.333")]
+CleanScalesOpt = Annotated[Optional[str], _opt(help="Comma list: each clean photo at these scales "
+                           "(area-averaged, e.g. 1,0.5).", default=shown(_D, "clean_scales"))]
 RecolourOpt = Annotated[Optional[int], _opt(help="Recoloured copies per clean photo (channels permuted, "
                         "saturation raised), each with its noisy versions.", default=shown(_D, "recolour"))]
 LightTeacherOpt = Annotated[Optional[Path], _opt(help="The light path's network for --condition targets (PD-1 "
@@ -287,13 +293,12 @@ ExportOverwriteOpt = Annotated[bool, _opt(help="Replace an existing output file.
 
 
 def show_version(value: bool) -> None:
-    """``--version``: print the sdap and torch versions and exit."""
+    """``--version`` (with other arguments; alone, ``entry.main`` answers it first): print the sdap and
+    torch versions and exit, without importing torch."""
     if value:
-        import torch
+        from .entry import version_line
 
-        from . import __version__
-
-        typer.echo(f"sdap {__version__} (torch {torch.__version__})")
+        typer.echo(version_line())
         raise typer.Exit()
 
 

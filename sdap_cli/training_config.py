@@ -139,7 +139,14 @@ class DistillConfig(LoopConfig):
     clean: list[str] = []
     """Folders or files of clean photos: each is a target of itself and of ``synthetic`` noisy versions."""
     synthetic: int = Field(4, ge=0)
-    """Noisy versions of each clean photo (training/synthetic.py: white, signal, box, pd2, bayer; 1-12 levels)."""
+    """Noisy versions of each clean photo (training/synthetic.py: white, signal, box, pd2, bayer)."""
+    synthetic_levels: tuple[float, float] = (1.0, 12.0)
+    """Range of the synthetic noise's std (8-bit levels), drawn log-uniformly."""
+    synthetic_share: float = Field(1 / 3, gt=0.0, lt=1.0)
+    """About this fraction of the crops drawn comes from the clean photos and their noisy versions."""
+    clean_scales: list[float] = [1.0]
+    """Each clean photo at these scales (area-averaged; 0.5: half the side, finer detail per pixel and less
+    of its own grain), each with its noisy versions."""
     recolour: int = Field(0, ge=0)
     """Recoloured copies of each clean photo (channels permuted, saturation raised; training/synthetic.py),
     each with ``synthetic`` noisy versions too."""
@@ -152,6 +159,11 @@ class DistillConfig(LoopConfig):
             raise ValueError("--clean trains the noise-conditional student: add --condition")
         if self.recolour and not self.clean:
             raise ValueError("--recolour recolours the clean photos: add --clean")
+        lo, hi = self.synthetic_levels
+        if not 0 < lo <= hi:
+            raise ValueError(f"--synthetic-levels {lo:g},{hi:g}: give 0 < low <= high")
+        if not self.clean_scales or not all(0 < v <= 1 for v in self.clean_scales):
+            raise ValueError(f"--clean-scales {self.clean_scales}: each scale in (0, 1]")
         if self.condition and (self.targets != ["teacher"] or self.recharge):
             raise ValueError("--condition makes its own targets (one per image): leave --targets and --recharge")
         return self

@@ -384,3 +384,51 @@ def test_a_batch_reads_ahead_and_writes_behind_yet_reports_in_order(tmp_path, we
         alone = invoke("denoise", src / f"{name}.png", "-o", tmp_path / "alone", "-w", weights, "-q")
         assert alone.exit_code == 0
         assert np.array_equal(read(tmp_path / "out" / f"{name}.png"), read(tmp_path / "alone" / f"{name}.png"))
+
+
+_KILLER = """
+import os, signal, sys
+from sdap_cli.io import atomic
+fn, k = sys.argv[1], int(sys.argv[2])
+real = getattr(os, fn)
+calls = [0]
+def dying(*a, **kw):
+    calls[0] += 1
+    if calls[0] == k:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **kw)
+setattr(atomic.os, fn, dying)
+sys.argv = ["sdap"] + sys.argv[3:]
+from sdap_cli.cli import main
+main()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where,k", [("fsync", 1), ("replace", 1), ("fsync", 3), ("replace", 2), ("replace", 4)])
+def test_a_batch_killed_mid_write_leaves_only_outputs_after_resume(tmp_path, weights, where, k):
+    """Issue 36 item 2: a batch killed with SIGKILL at a write (after the temporary file is written and
+    before it is renamed: at its fsync or at the rename, of the k-th output) leaves a temporary file; the
+    --skip-existing run that completes the batch removes it (its naming, its process gone) and the output
+    folder then holds exactly the outputs. A file of the same look from a running process, and any other
+    file, are left alone."""
+    src = tmp_path / "in"
+    for i in range(5):
+        write_png(src / f"b{i}.png", noisy_rgb(24, 20, seed=i))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.tmp").write_text("not sdap's")                              # other names stay
+    from sdap_cli.io.atomic import temporary_prefix
+    live = out / (temporary_prefix("x.png") + "abc123.tmp")                   # this (running) process's
+    live.write_bytes(b"in use")
+    args = ["denoise", str(src), "-o", str(out), "-w", str(weights), "--device", "cpu", "-q"]
+    r = subprocess.run([sys.executable, "-c", _KILLER, where, str(k), *args], capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr                                       # killed, as planned
+    left = sorted(p.name for p in out.iterdir() if p.name.endswith(".tmp") and p not in (live, out / "notes.tmp"))
+    assert len(left) == 1 and left[0].startswith(".b") and ".png.sdap-" in left[0], left   # the killed write's
+    r = subprocess.run([sys.executable, "-m", "sdap_cli", *args, "--skip-existing"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"b{i}.png" for i in range(5)] +
+                                                           ["notes.tmp", live.name])
+    for i in range(5):
+        assert read(out / f"b{i}.png").shape == (24, 20, 3)

@@ -57,3 +57,29 @@ def test_benchmark_help_shows_the_config_defaults():
     cmd = typer.main.get_command(app).commands["benchmark"]
     by_name = {p.name: p.show_default for p in cmd.params}
     assert by_name["sizes"] == ",".join(BenchmarkConfig().sizes) and by_name["full"] == "off"
+
+
+def test_version_imports_neither_torch_nor_the_commands():
+    """Issue 36 item 4: ``sdap --version`` (the console script's entry) prints sdap's and torch's versions
+    without importing torch, and alone it answers before Typer and pydantic are imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['sdap', '--version']; from sdap_cli.entry import main; main(); "
+            "print(sorted(m for m in ('torch', 'typer', 'pydantic', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    from importlib.metadata import version
+
+    from sdap_cli import __version__
+    assert out[0] == f"sdap {__version__} (torch {version('torch')})" and out[1] == "[]"
+    r = runner.invoke(app, ["--version", "denoise"])                   # through Typer's eager option too
+    assert r.exit_code == 0 and r.output.strip() == out[0]
+
+
+def test_camera_raw_is_a_dependency():
+    """Issue 36 item 1: rawpy is installed with sdap (not an extra a newcomer has to know about)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert any(d.replace(" ", "").startswith("rawpy") for d in project["dependencies"])

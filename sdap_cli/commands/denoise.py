@@ -24,6 +24,7 @@ from ..inference.memory import denoise_fits, reuse_freed_memory
 from ..io import images
 from ..io.batch import (BESIDE_SUFFIX, STDIO, Inputs, Job, is_own_output, plan_outputs, resolve_inputs,  # noqa: F401
                         run_suffix, shard)
+from ..io.atomic import remove_stale_temporaries
 from ..io.overlap import ReadWriteOverlap
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class DenoiseResult:
     network: dict | None = None     # without --auto: the one network and options every file ran with
     own_outputs: int = 0            # inputs skipped because their names say sdap wrote them
     unsearched: int = 0             # sub-folders of folder inputs not searched (no --recursive)
+    removed_temporaries: list[str] = field(default_factory=list)   # left by an earlier sdap killed mid-write
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -202,7 +204,10 @@ def run(cfg: DenoiseConfig, progress: Progress | None = None) -> DenoiseResult:
     result = DenoiseResult(files=[FileResult(src, None, "failed", why) for src, why in planned.failures] +
                            [FileResult(src, None, "skipped", "named as an output of sdap") for src in planned.own_outputs],
                            own_outputs=len(planned.own_outputs),
-                           unsearched=planned.unsearched)
+                           unsearched=planned.unsearched,
+                           removed_temporaries=[str(p) for d in sorted({Path(j.output).parent for j in jobs
+                                                                       if j.output and j.output != STDIO})
+                                                for p in remove_stale_temporaries(d)])
     runnable = [j for j in jobs if _planned(j) is None]
     pipe = ReadWriteOverlap(lambda i: _read(jobs[i]), lambda i, done: _write(jobs[i], done, cfg))
 

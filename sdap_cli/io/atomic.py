@@ -2,11 +2,18 @@
 
 Images, weights, training state, cached teacher outputs and benchmark submissions are all written
 here, so a reader never sees half a file and a failed write leaves an existing file as it was.
+
+A process killed mid-write (SIGKILL, a power cut) cannot remove its temporary file. Each temporary file
+is therefore named ``.<name>.sdap-<host>-<pid>-<random>.tmp``: :func:`remove_stale_temporaries` removes,
+from a folder, exactly those of this naming whose process, on this host, no longer runs, and nothing else
+(a file of another host, of a running process or of any other name is left alone).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 import stat
 import tempfile
 from collections.abc import Callable
@@ -16,7 +23,57 @@ from typing import IO
 
 from ..errors import OutputError
 
-__all__ = ["atomic_write", "make_parent"]
+__all__ = ["atomic_write", "make_parent", "temporary_prefix", "stale_temporaries", "remove_stale_temporaries"]
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.sdap-(?P<host>[A-Za-z0-9]+)-(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp$")
+
+
+def temporary_prefix(name: str) -> str:
+    """The start of the name of this process's temporary files for output ``name``.
+
+        >>> temporary_prefix("b2.png").startswith(".b2.png.sdap-"), temporary_prefix("b2.png").endswith(f"-{os.getpid()}-")
+        (True, True)
+    """
+    return f".{name}.sdap-{_HOST}-{os.getpid()}-"
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):               # another user's process, or no way to tell: keep
+        return True
+    return True
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files in ``folder`` that an ``atomic_write`` of this host left when its process died
+    (sorted); files of running processes, of other hosts and of any other name are not listed."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    out = []
+    for e in entries:
+        m = _TEMPORARY.match(e.name)
+        if m and m["host"] == _HOST and e.is_file(follow_symlinks=False) and not _running(int(m["pid"])):
+            out.append(Path(e.path))
+    return sorted(out)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove :func:`stale_temporaries` of ``folder``; returns those removed (one that cannot be removed
+    is left and not listed)."""
+    removed = []
+    for p in stale_temporaries(folder):
+        with suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: bool = False,
@@ -42,7 +99,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], *, text: 
     tmp = None
     try:
         with tempfile.NamedTemporaryFile("w" if text else "wb", dir=p.parent, delete=False,
-                                         prefix=f".{p.name}.", suffix=".tmp",
+                                         prefix=temporary_prefix(p.name), suffix=".tmp",
                                          **({"newline": ""} if text else {})) as fh:
             tmp = fh.name
             write(fh)

@@ -51,7 +51,7 @@ from ..method.student import StudentUNet
 from ..training_config import DistillConfig
 from .datasets import NoisyCrops, find_noisy_images_all
 from .loop import Recipe, TrainResult, fit, setup
-from .onepass import onepass_entries, synthetic_entries, synthetic_repeat
+from .onepass import mix_repeats, onepass_entries, synthetic_entries
 from .trainer import autocast_context
 from .validation import load_validation_set, mean_scores, validate_student
 
@@ -231,7 +231,8 @@ def _init_student(model: StudentUNet, path: Path) -> None:
 def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.ndarray], heavy: list[np.ndarray],
                    cache_dir: Path) -> tuple[list[np.ndarray], dict]:
     """The conditional student's entries (``onepass``): real images with their path's target, then the
-    clean photos and their synthetic noisy versions, listed so they make ``SYNTHETIC_SHARE`` of the draws."""
+    clean photos (at each of ``clean_scales``) and their synthetic noisy versions, listed so they make
+    ``synthetic_share`` of the draws."""
     light = load_weights(cfg.light_teacher)
     if light.model.role.one_pass:
         raise ConfigError(f"{light.path}: the light teacher must be a blind-spot DBSNl, not a distilled student")
@@ -244,12 +245,13 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
         return _cached_target(entry, noisy[i].shape, compute)[0]
 
     real, paths = onepass_entries(noisy, heavy, light_den, light_cache)
-    syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed, cfg.recolour) if cfg.clean else []
-    repeat = synthetic_repeat(len(real), len(syn))
+    syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed, cfg.recolour, tuple(cfg.synthetic_levels),
+                            tuple(cfg.clean_scales)) if cfg.clean else []
+    real_times, repeat = mix_repeats(len(real), len(syn), cfg.synthetic_share)
     facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": light_sha},
              "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic,
-             "recolour": cfg.recolour, "repeat": repeat}
-    return real + syn * repeat, facts
+             "recolour": cfg.recolour, "repeat": repeat, "real_repeat": real_times}
+    return real * real_times + syn * repeat, facts
 
 
 def distill(cfg: DistillConfig, *, resume: bool = False,

@@ -16,10 +16,13 @@ The teachers' targets then get the low-frequency check of the teacher's paths (`
 as ``sdap denoise`` runs them, so the student does not learn the teachers' colour shifts.
 
 Clean photos and their noisy versions are few beside the real noisy images, so they are listed
-``repeat`` times (:func:`synthetic_repeat`): a ``SYNTHETIC_SHARE`` of the crops drawn comes from them, so
-that light and white noise, which the real data hardly holds, is seen in a third of the steps.
+repeatedly (:func:`mix_repeats`; the real ones are repeated instead where the clean photos are many): a share (``SYNTHETIC_SHARE`` by default, ``sdap distill
+--synthetic-share``) of the crops drawn comes from them, so that light and white noise, which the real
+data hardly holds, and detail to be kept are seen in that share of the steps.
 
-Each entry is ``cat([y, target, m], axis=2)``: ``(H, W, 3 + 3 + COND_CH)`` float32.
+Each entry is ``cat([y, target, m], axis=2)``: ``(H, W, 3 + 3 + COND_CH)`` float16 (the crops are made
+float32 as they are drawn; 8-bit samples and the cached targets are held exactly enough, and a set of many
+clean photos at two scales fits in half the memory).
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from ..inference.adaptive import choose_path, heavy_blend_weight, lowfreq_correc
 from ..inference.denoiser import Denoiser
 from ..inference.noise import NoiseEstimate, measure_noise
 from ..io import images
+from ..io.samples import to_unit
 from ..io.folders import find_images
-from .synthetic import noisy_versions, recolour
+from .synthetic import LEVELS, noisy_versions, recolour, rescale
 
-__all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entries", "synthetic_repeat"]
+__all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entries", "synthetic_repeat", "mix_repeats"]
 
 SYNTHETIC_SHARE = 1 / 3
 
@@ -59,7 +63,7 @@ def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray
 
 def _entry(y: np.ndarray, target: np.ndarray, est: NoiseEstimate | None = None) -> np.ndarray:
     est = est or measure_noise(y)
-    return np.concatenate([y, target, est.condition(y)], axis=2).astype(np.float32)
+    return np.concatenate([y, target, est.condition(y)], axis=2).astype(np.float16)
 
 
 def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den: Denoiser,
@@ -76,18 +80,25 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
     return out, paths
 
 
-def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int = 0) -> list[np.ndarray]:
+def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int = 0,
+                      levels: tuple[float, float] = LEVELS, scales: tuple[float, ...] = (1.0,)) -> list[np.ndarray]:
     """Entries of the clean photos under ``clean`` (folders searched recursively, or files): each photo
-    as its own target, then its ``versions`` noisy versions with it as their target; then as many for each
-    of its ``recolours`` recoloured copies (``synthetic.recolour``, drawn from ``default_rng([seed, i,
-    1000 + r])``)."""
+    at each of ``scales`` (``synthetic.rescale``) as its own target, then its ``versions`` noisy versions
+    (levels log-uniform in ``levels``) with it as their target; then as many for each of its ``recolours``
+    recoloured copies (``synthetic.recolour``, drawn from ``default_rng([seed, i, 1000 + r])``). The maps
+    each entry carries are measured on its own input, as ``sdap denoise`` measures them: on a detailed
+    clean photo the reading takes some texture for noise, and the entry teaches the student to keep that
+    texture at the level it is told."""
     out = []
     for i, f in enumerate(p for c in clean for p in find_images(c)):
         x0 = images.read_image(f).rgb
-        for r in range(recolours + 1):
-            x = x0 if r == 0 else recolour(x0, np.random.default_rng([seed, i, 1000 + r]))
-            out.append(_entry(x, x))
-            out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, i + 1000 * r)]
+        for k, scale in enumerate(scales):
+            xs = x0 if scale == 1 else rescale(to_unit(x0), scale)
+            for r in range(recolours + 1):
+                x = xs if r == 0 else recolour(xs, np.random.default_rng([seed, i, 1000 + r]))
+                out.append(_entry(x, x))
+                index = i + 1000 * r + 100000 * k
+                out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, index, levels)]
     return out
 
 
@@ -100,3 +111,16 @@ def synthetic_repeat(real: int, synthetic: int, share: float = SYNTHETIC_SHARE) 
     if not synthetic:
         return 0
     return max(1, round(share * real / ((1 - share) * synthetic)))
+
+
+def mix_repeats(real: int, synthetic: int, share: float = SYNTHETIC_SHARE) -> tuple[int, int]:
+    """(times the real entries, times the synthetic entries are listed) so that the synthetic ones make
+    about ``share`` of the draws: the synthetic ones repeated (:func:`synthetic_repeat`) where they are
+    few, the real ones where the synthetic ones already make more than ``share``.
+
+        >>> mix_repeats(640, 115), mix_repeats(652, 1200, 0.45), mix_repeats(0, 5)
+        ((1, 3), (2, 1), (1, 1))
+    """
+    if not real or not synthetic or share * real >= (1 - share) * synthetic:
+        return 1, synthetic_repeat(real, synthetic, share) if real else int(synthetic > 0)
+    return max(1, round((1 - share) * synthetic / (share * real))), 1

@@ -24,8 +24,8 @@ teachers move a saturated purple by 15-27 levels). ``recolour`` makes new colour
 with :math:`x_\pi` its channels in another order (one of the 5 other permutations) and :math:`g` a
 saturation gain drawn uniformly in ``SATURATION``; the noise is added after, so it stays what its kind says.
 
-Levels are drawn log-uniformly in ``LEVELS`` (1-12 levels: from barely visible to the SIDD blocks'
-lightest), one kind and level per noisy version, from ``np.random.default_rng([seed, image, version])``
+Levels are drawn log-uniformly in ``LEVELS`` (by default 1-12 levels: from barely visible to the SIDD
+blocks' lightest; ``sdap distill --synthetic-levels``), one kind and level per noisy version, from ``np.random.default_rng([seed, image, version])``
 so a set is the same on every run.
 """
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["KINDS", "LEVELS", "SATURATION", "add_noise", "noisy_versions", "recolour"]
+__all__ = ["KINDS", "LEVELS", "SATURATION", "add_noise", "noisy_versions", "recolour", "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
 LEVELS = (1.0, 12.0)
@@ -87,14 +87,15 @@ def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generat
     return (np.clip(np.rint(y * 255), 0, 255) / 255).astype(np.float32)
 
 
-def noisy_versions(clean: np.ndarray, n: int, seed: int, index: int) -> list[tuple[np.ndarray, str, float]]:
+def noisy_versions(clean: np.ndarray, n: int, seed: int, index: int, levels: tuple[float, float] = LEVELS
+                   ) -> list[tuple[np.ndarray, str, float]]:
     """``n`` noisy versions of the clean image number ``index``: (noisy, kind, level); kinds in turn
-    (version v has kind ``KINDS[(index + v) % 5]``), levels log-uniform in ``LEVELS``."""
+    (version v has kind ``KINDS[(index + v) % 5]``), levels log-uniform in ``levels``."""
     out = []
     for v in range(n):
         rng = np.random.default_rng([seed, index, v])
         kind = KINDS[(index + v) % len(KINDS)]
-        level = float(np.exp(rng.uniform(np.log(LEVELS[0]), np.log(LEVELS[1]))))
+        level = float(np.exp(rng.uniform(np.log(levels[0]), np.log(levels[1]))))
         out.append((add_noise(clean, kind, level, rng), kind, level))
     return out
 
@@ -113,3 +114,17 @@ def recolour(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = clean[..., list(perm)].astype(np.float32)
     lum = x.mean(-1, keepdims=True)
     return np.clip(lum + g * (x - lum), 0.0, 1.0).astype(np.float32)
+
+
+def rescale(clean: np.ndarray, scale: float) -> np.ndarray:
+    """``clean`` ``(H, W, 3)`` float at ``scale`` of its side (area-averaged, each side at least 1 pixel):
+    finer detail per pixel and less of its own grain. Scale 1 returns it as it is.
+
+        >>> rescale(np.ones((10, 8, 3), np.float32), 0.5).shape
+        (5, 4, 3)
+    """
+    if scale == 1:
+        return clean
+    h, w = clean.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(np.asarray(clean, np.float32), size, interpolation=cv2.INTER_AREA)

@@ -9,7 +9,7 @@ from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path, heavy_ble
 from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.inference.noise import BINS, COND_CH, NoiseEstimate, measure_noise
 from sdap_cli.method.student import StudentUNet
-from sdap_cli.training.onepass import path_target, synthetic_entries, synthetic_repeat
+from sdap_cli.training.onepass import mix_repeats, path_target, synthetic_entries, synthetic_repeat
 from sdap_cli.training.synthetic import KINDS, SATURATION, add_noise, noisy_versions, recolour
 from tests.helpers import noisy_rgb
 
@@ -193,6 +193,30 @@ def test_recoloured_copies_come_with_their_noisy_versions(tmp_path):
 
 def test_synthetic_share():
     assert synthetic_repeat(600, 100) == 3 and synthetic_repeat(600, 0) == 0 and synthetic_repeat(10, 100) == 1
+    for real, syn, share in ((600, 100, 1 / 3), (652, 1200, 0.45), (652, 1200, 0.2), (100, 5000, 0.5)):
+        a, b = mix_repeats(real, syn, share)
+        assert a >= 1 and b >= 1 and abs(b * syn / (a * real + b * syn) - share) < 0.12, (real, syn, share, a, b)
+    assert mix_repeats(0, 7, 0.4) == (1, 1) and mix_repeats(7, 0, 0.4) == (1, 0)
+
+
+def test_clean_photos_at_scales_and_levels(tmp_path):
+    """--clean-scales lists each photo again area-averaged (its own target, with its noisy versions);
+    --synthetic-levels bounds the added noise; entries are float16 and carry the maps measured on the input."""
+    import cv2
+    cv2.imwrite(str(tmp_path / "c.png"), noisy_rgb(64, 48, seed=1))
+    e = synthetic_entries([str(tmp_path)], 3, seed=0, levels=(20.0, 20.0), scales=(1.0, 0.5))
+    assert len(e) == 2 * 4 and all(x.dtype == np.float16 for x in e)
+    assert e[0].shape[:2] == (64, 48) and e[4].shape[:2] == (32, 24)
+    small = e[4][..., :3].astype(np.float32)
+    want = cv2.resize(e[0][..., :3].astype(np.float32), (24, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(small - want).max() < 2e-3 and np.array_equal(e[4][..., :3], e[4][..., 3:6])
+    for noisy in e[5:]:
+        assert np.array_equal(noisy[..., 3:6], e[4][..., 3:6])                # the scaled photo is their target
+        resid = (noisy[..., :3].astype(np.float32) - noisy[..., 3:6].astype(np.float32)) * 255
+        assert 10 < resid.std() < 30                                         # std 20 asked (kinds vary)
+        est = measure_noise(noisy[..., :3].astype(np.float32))
+        assert np.allclose(noisy[..., 6:].astype(np.float32), est.condition(noisy[..., :3].astype(np.float32)),
+                           atol=2e-3)
 
 
 def test_a_conditional_student_exports_with_its_noise_input(tmp_path):
