@@ -13,7 +13,8 @@ Prints one count per bound and exits 1 if any bound fails:
 * ``isinstance``/``issubclass``/``type(x) is`` checks on a network class (``DBSNl``, ``StudentUNet``)
   outside the network modules, the network table and the checkpoint loading code;
 * folders of the package holding more than 12 modules;
-* import loops between modules (imports under ``if TYPE_CHECKING`` do not count);
+* import loops between modules (imports under ``if TYPE_CHECKING`` do not count, nor those of the package's
+  own ``__getattr__`` in its ``__init__.py``: the lazy re-export of the public API, the facade on top);
 * imports that run against the layers (``LAYERS``: an import must go to a lower layer or stay in its
   own wing; wings of one layer do not import each other).
 """
@@ -31,7 +32,8 @@ NETWORK_CLASSES = {"DBSNl", "StudentUNet"}
 # where asking for a network's class is allowed: the networks themselves, their table, the loading code
 NETWORK_MODULES = {"method/dbsnl.py", "method/student.py", "method/networks.py", "inference/checkpoints.py"}
 # the layers, top first: a module may import from a lower layer, or from its own wing (first part of its path)
-LAYERS = [{"__main__"}, {"cli"}, {"progress"}, {"options", "console"}, {"commands"}, {"training"}, {"inference", "evaluation"},
+LAYERS = [{"__main__"}, {"cli"}, {"progress"}, {"options", "console"}, {"commands"}, {"api"}, {"training"},
+          {"inference", "evaluation"},
           {"io", "method"}, {"training_config"}, {"config", "config_sources"}, {"errors"}, {"__init__"}]
 
 
@@ -77,13 +79,19 @@ def _type_checking(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in _names(node.test)
 
 
-def _imports(tree: ast.AST) -> list[ast.ImportFrom]:
-    """The ``from`` imports of a module, those under ``if TYPE_CHECKING`` left out."""
+def _lazy_export(node: ast.AST) -> bool:
+    """A module-level ``def __getattr__``: in the package's ``__init__.py``, the lazy re-export of its API."""
+    return isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+
+
+def _imports(tree: ast.AST, root: bool = False) -> list[ast.ImportFrom]:
+    """The ``from`` imports of a module, those under ``if TYPE_CHECKING`` left out (and, in the package's
+    ``__init__.py`` (``root``), those of its ``__getattr__``)."""
     out, todo = [], [tree]
     while todo:
         node = todo.pop()
         for child in ast.iter_child_nodes(node):
-            if _type_checking(child):
+            if _type_checking(child) or (root and node is tree and _lazy_export(child)):
                 continue
             if isinstance(child, ast.ImportFrom):
                 out.append(child)
@@ -153,7 +161,7 @@ def check(pkg: Path) -> dict[str, list[str]]:
         mod = _module_name(Path(top) / rel)
         if rel.name == "__init__.py":
             mod = mod.removesuffix(".__init__") + ".__init__"
-        for node in _imports(tree):
+        for node in _imports(tree, root=where == "__init__.py"):
             target = _resolve(mod, node)
             if target.startswith(top):
                 for t in [target] + [f"{target}.{a.name}" for a in node.names]:

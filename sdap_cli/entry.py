@@ -6,18 +6,7 @@ from __future__ import annotations
 
 import sys
 
-
-def version_line() -> str:
-    """``sdap X (torch Y)``, the torch version read from the installed package's metadata (no import)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from . import __version__
-
-    try:
-        torch_version = version("torch")
-    except PackageNotFoundError:
-        torch_version = "not installed"
-    return f"sdap {__version__} (torch {torch_version})"
+from . import version_line
 
 
 def main() -> None:

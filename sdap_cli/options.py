@@ -296,7 +296,7 @@ def show_version(value: bool) -> None:
     """``--version`` (with other arguments; alone, ``entry.main`` answers it first): print the sdap and
     torch versions and exit, without importing torch."""
     if value:
-        from .entry import version_line
+        from . import version_line
 
         typer.echo(version_line())
         raise typer.Exit()

@@ -49,3 +49,18 @@ def test_checker_catches_crowding_loops_and_imports_up_the_layers(tmp_path):
     assert r.returncode == 1
     for line in ("crowded_folders: 1", "import_loops: 1", "layer_violations: 1", "sdap_cli.io.c -> sdap_cli.inference.d"):
         assert line in r.stdout, r.stdout
+
+
+def test_the_api_sits_below_the_commands_and_the_package_reexports_it_lazily(tmp_path):
+    """``api`` is a layer under ``commands``; the package's ``__getattr__`` (its lazy re-export of the API)
+    is the facade, not an import up the layers."""
+    pkg = tmp_path / "sdap_cli"
+    (pkg / "api").mkdir(parents=True)
+    (pkg / "commands").mkdir()
+    (pkg / "__init__.py").write_text("def __getattr__(name):\n    from . import api\n    return getattr(api, name)\n")
+    (pkg / "api" / "__init__.py").write_text("from ..commands import x\n")
+    (pkg / "commands" / "x.py").write_text("")
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "check_design_bounds.py"), str(pkg)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "layer_violations: 1" in r.stdout and "sdap_cli.api.__init__ -> sdap_cli.commands.x" in r.stdout, r.stdout

@@ -14,14 +14,16 @@ from .formats import FORMATS, check_samples, normalise_format
 from .metadata import Metadata
 from .samples import Image, from_unit
 
-__all__ = ["encode_image", "encode_to", "check_encodable"]
+__all__ = ["encode_image", "encode_to", "check_encodable", "output_samples"]
 
 
-def _samples(rgb: np.ndarray, like: Image, dtype: np.dtype) -> np.ndarray:
-    """``(H, W, C)`` samples of ``dtype`` in the channels of ``like`` (alpha re-attached).
+def output_samples(rgb: np.ndarray, like: Image) -> np.ndarray:
+    """``(H, W, C)`` samples in the sample type and channels of ``like`` (alpha re-attached): what an
+    output file of ``like`` holds (float samples outside [0, 1] or NaN in ``like.pixels`` as read).
 
     ``rgb`` is float in [0, 1] ``(H, W, 3)``, or already the colour samples (``Image.output_buffer``:
-    ``dtype``, 1 channel for a gray source), which integer types use as they are (no copy)."""
+    ``like``'s type, 1 channel for a gray source), which integer types use as they are (no copy)."""
+    dtype = np.dtype(like.dtype)
     gray = like.channels in (1, 2)
     if rgb.dtype == dtype and rgb.shape[2] == (1 if gray else 3) and dtype.kind == "u":
         out = rgb
@@ -74,5 +76,5 @@ def encode_to(fh, rgb: np.ndarray, like: Image, fmt: str, quality: int = 95,
     fmt = normalise_format(fmt)
     rgb = np.asarray(rgb)
     check_encodable(rgb, like, fmt)
-    out = _samples(rgb, like, np.dtype(like.dtype))
+    out = output_samples(rgb, like)
     FORMATS[fmt].encode(fh, out, quality, metadata, out is not rgb)

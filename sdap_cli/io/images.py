@@ -36,8 +36,8 @@ from .formats import (
     suffix_for_format,
 )
 
-__all__ = ["Image", "read_image", "write_image", "as_float", "png_like", "is_image_path", "format_for_suffix",
-           "suffix_for_format", "normalise_format", "RAW_SUFFIXES", "READ_SUFFIXES"]
+__all__ = ["Image", "read_image", "write_image", "image_from_array", "as_float", "png_like", "is_image_path",
+           "format_for_suffix", "suffix_for_format", "normalise_format", "RAW_SUFFIXES", "READ_SUFFIXES"]
 from .metadata import Metadata, needs_exif_keys, read_metadata, write_exif_keys
 from .samples import Image, from_unit
 from .sniff import probe
@@ -121,14 +121,20 @@ def _decode(data: bytes, name: str, raw: bool, fits=None) -> Image:
     if geometry is not None:
         fits(name, geometry)
     try:
-        return _to_image(FORMATS[kind].decode(data, name), name, kind)
+        return image_from_array(FORMATS[kind].decode(data, name), name, kind)
     except InputError:
         if raw or name != _STDIN:
             raise
         raise InputError(f"{name}: not a readable image (unrecognised data)") from None
 
 
-def _to_image(arr: np.ndarray, name: str, fmt: str) -> Image:
+def image_from_array(arr: np.ndarray, name: str, fmt: str) -> Image:
+    """Decoded samples ``(H, W)`` or ``(H, W, 1-4)`` (gray, gray+alpha, RGB, RGBA; uint8, uint16, float16,
+    float32, bool) as the :class:`Image` to denoise and write back; any strides (the arrays are views).
+
+    Raises:
+        InputError: ``name`` and the reason, for another sample type, layout, or an empty image.
+    """
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if arr.dtype.kind in "uf" and arr.dtype.itemsize in ((1, 2) if arr.dtype.kind == "u" else (2, 4)):

@@ -30,7 +30,7 @@ def rand(shape, dtype):
 
 def source(arr: np.ndarray, fmt: str = "png") -> Image:
     """An Image as read_image would make it from an integer array (H, W[, C])."""
-    return images._to_image(arr, "test", fmt)
+    return images.image_from_array(arr, "test", fmt)
 
 
 def sha(path: Path) -> str:
