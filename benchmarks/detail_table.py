@@ -1,6 +1,6 @@
 """The figures of issue 32 (detail is not noise) for the CPU default and the CUDA default, in one table.
 
-    python benchmarks/detail_table.py [--data ../shared/data] [--student FILE ...] [--teacher] [--threads 2]
+    python benchmarks/detail_table.py [--data ../shared/data] [--student FILE|none ...] [--teacher] [--threads 2]
                                       [--sets held,trained,kodak]
 
 Clean detailed photos (``clean_photos/``: Kodak24, McMaster18, Set14 and Urban100 subsets), split as the
@@ -101,6 +101,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     students = a.student or [str(Path(__file__).resolve().parents[1] / "weights" / "sdap_student.safetensors")]
+    students = [s for s in students if s != "none"]                 # --student none: the teacher's rows only
     sets = {w: photos(a.data, w) for w in a.sets.split(",")}
     names = {"held": f"held out ({len(sets.get('held', []))})", "trained": f"trained on ({len(sets.get('trained', []))})",
              "kodak": "Kodak24 (24)"}

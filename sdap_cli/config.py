@@ -132,7 +132,9 @@ class EvalConfig(StrictModel):
     """'folders': --noisy/--clean (or --data-dir with noisy/clean sub-folders); 'sidd-val': the SIDD validation
     .mat files; 'sidd-bench': SIDD benchmark blocks (Kaggle CSV); 'dnd': DND sRGB bundle."""
     data_dir: Optional[Path] = None
-    """Folder of the dataset files (sidd-val, sidd-bench, dnd) or with noisy/clean sub-folders (folders)."""
+    """Folder of the dataset files (sidd-val, sidd-bench, dnd) or with noisy/clean sub-folders (folders).
+    None with a named dataset: looked for in ``$SDAP_DATA``, then in the current folder (each, and their
+    sub-folders one level down; ``evaluation.evalsets.dataset_dir``)."""
     noisy: Optional[Path] = None
     """Folder of noisy images (dataset 'folders')."""
     clean: Optional[Path] = None
@@ -168,12 +170,7 @@ class EvalConfig(StrictModel):
                 raise ValueError("--data-dir (noisy/clean sub-folders) and --noisy/--clean exclude each other")
             if self.data_dir is None and self.noisy is None and self.denoised is None:
                 raise ValueError("--clean needs --noisy DIR (to denoise) or --denoised DIR (existing outputs)")
-        else:
-            if self.data_dir is None:
-                need = {"sidd-val": "ValidationNoisyBlocksSrgb.mat and ValidationGtBlocksSrgb.mat",
-                        "sidd-bench": "BenchmarkNoisyBlocksSrgb.mat",
-                        "dnd": "info.mat and images_srgb/"}[d]
-                raise ValueError(f"--dataset {d} needs --data-dir DIR, the folder holding {need}")
+        else:                           # no --data-dir: evalsets.dataset_dir looks in $SDAP_DATA, then here
             if self.noisy is not None or self.clean is not None:
                 raise ValueError(f"--noisy/--clean are for --dataset folders; --dataset {d} reads its "
                                  "files from --data-dir")

@@ -200,7 +200,7 @@ def test_usage_errors_exit_2():
     r = invoke("--dataset", "sidd-val", "--data-dir", ".", "--submit", "x.csv")
     assert r.exit_code == 2 and "sidd-bench" in r.output
     r = invoke("--dataset", "sidd-bench")
-    assert r.exit_code == 2 and "--data-dir" in r.output and "BenchmarkNoisyBlocksSrgb.mat" in r.output
+    assert r.exit_code == 2 and "--submit" in r.output
     r = invoke("--dataset", "sidd-bench", "--data-dir", ".", "--submit", "x.csv", "--figure", "f.png")
     assert r.exit_code == 2 and "--figure" in r.output
     r = invoke("--noisy", ".", "--clean", ".", "--metric-convention", "psnr")
@@ -297,6 +297,29 @@ def test_sidd_val_mat_with_the_default_network_equals_the_folder_evaluation(tmp_
     assert r.exit_code == 0, r.output
     by_name = {row["name"].split(".")[0]: row["psnr"] for row in json.loads((tmp_path / "f.json").read_text())["images"]}
     assert [row["psnr"] for row in rows] == pytest.approx([by_name[row["name"]] for row in rows], abs=1e-9)
+
+
+def test_sidd_val_finds_its_files_in_sdap_data_then_the_current_folder(tmp_path, sidd_mats, monkeypatch):
+    """Issue 36 item 3: `sdap evaluate --dataset sidd-val` as written (no --data-dir) looks in $SDAP_DATA,
+    then in the current folder, each and its sub-folders; found nowhere, one line names the files, where
+    they come from and where it looked (exit 1)."""
+    d, _, _ = sidd_mats                                         # tmp_path/SIDD holds the .mat files
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv("SDAP_DATA", raising=False)
+    monkeypatch.chdir(empty)
+    r = invoke("--dataset", "sidd-val", "-w", tmp_path / "unused")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    err = [line for line in r.output.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "ValidationNoisyBlocksSrgb.mat" in r.output and "SDAP_DATA" in r.output
+    assert "abdokamel.github.io/sidd" in r.output
+    for where, env in ((d, None), (tmp_path, None), (empty, str(tmp_path))):    # the folder, its parent, $SDAP_DATA
+        monkeypatch.chdir(where)
+        if env:
+            monkeypatch.setenv("SDAP_DATA", env)
+        r = invoke("--dataset", "sidd-val", "--device", "cpu", "--limit", "2", "--json", tmp_path / "j.json")
+        assert r.exit_code == 0, (where, r.output)
+        assert len(json.loads((tmp_path / "j.json").read_text())["images"]) == 2
 
 
 def test_sidd_bench_kaggle_submission(tmp_path, weights, sidd_mats):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config import EvalConfig, InferenceConfig
 from ..errors import ConfigError, OutOfMemory, OutputError, SdapError, first_line
-from ..evaluation.evalsets import Sample, dnd_samples, eval_samples
+from ..evaluation.evalsets import Sample, dataset_dir, dnd_samples, eval_samples
 from ..evaluation.figures import crop, make_figure
 from ..evaluation.metrics import psnr_ssim, to_uint8
 from ..evaluation.submissions import write_dnd_bundle, write_sidd_kaggle_csv
@@ -363,6 +363,8 @@ def run(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
             incomplete submission, unwritable outputs).
     """
     t0 = time.perf_counter()
+    if cfg.dataset != "folders" and cfg.data_dir is None:           # $SDAP_DATA, then the current folder
+        cfg.data_dir = dataset_dir(cfg.dataset, None)
     reuse_freed_memory()                # tiles reuse the memory of the last one (inference.memory)
     result = EvalResult(dataset=cfg.dataset, convention=cfg.metric_convention,
                         mode="outputs" if cfg.denoised is not None else "denoise")

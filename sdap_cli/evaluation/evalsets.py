@@ -9,6 +9,7 @@ validation during training.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from ..errors import InputError
 from ..io import images
 from ..io.folders import index_folder, pair_key, paired_subfolders
 from ..io.images import as_float
-from .submissions import load_dnd, load_sidd_blocks
+from .submissions import DND_URL, SIDD_URL, load_dnd, load_sidd_blocks
 
 __all__ = ["Sample", "Loader", "eval_samples", "dnd_samples", "read_sample", "PairedSet", "load_pairs",
            "load_paired_folders"]
@@ -101,6 +102,42 @@ def _block_samples(noisy: np.ndarray | None, clean: np.ndarray | None, denoised:
                               clean=(lambda i=i, j=j: clean[i, j]) if clean is not None else None,
                               denoised=d_loader, index=(i, j)))
     return out
+
+
+DATASET_FILES = {"sidd-val": ("ValidationNoisyBlocksSrgb.mat", "ValidationGtBlocksSrgb.mat"),
+                 "sidd-bench": ("BenchmarkNoisyBlocksSrgb.mat",),
+                 "dnd": ("info.mat", "images_srgb")}
+"""The files that make a folder hold each named dataset."""
+DATA_ENV = "SDAP_DATA"
+
+
+def dataset_dir(dataset: str, given: Path | None, env: dict | None = None, cwd: Path | None = None) -> Path:
+    """The folder of a named dataset's files: ``given`` (``--data-dir``) if set; else the first of
+    ``$SDAP_DATA`` and the current folder, each itself or one of its sub-folders (in name order), that
+    holds every file of ``DATASET_FILES[dataset]``.
+
+    Raises:
+        InputError: found nowhere; the message names the files, where they come from and where it looked.
+    """
+    if given is not None:
+        return given
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    need = DATASET_FILES[dataset]
+    roots = ([Path(env[DATA_ENV])] if env.get(DATA_ENV) else []) + [cwd]
+    for root in roots:
+        try:
+            subs = sorted(p for p in root.iterdir() if p.is_dir())
+        except OSError:
+            subs = []
+        for d in [root, *subs]:
+            if all((d / n).exists() for n in need):
+                return d
+    where = (f"${DATA_ENV} ({env[DATA_ENV]}) or " if env.get(DATA_ENV) else f"${DATA_ENV} (not set) or ") + \
+        f"the current folder ({cwd})"
+    source = DND_URL if dataset == "dnd" else SIDD_URL
+    raise InputError(f"--dataset {dataset}: {' and '.join(need)} not found in {where} or their sub-folders; "
+                     f"download them from {source} and pass their folder with --data-dir or set {DATA_ENV}")
 
 
 def eval_samples(cfg: EvalConfig) -> tuple[list[Sample], list[str], tuple[int, int] | None]:
