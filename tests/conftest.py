@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,42 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+HAS_CUDA = torch.cuda.is_available()
+"""Asked once, before any test hides the GPU: the CUDA runtime reads ``CUDA_VISIBLE_DEVICES`` when first
+asked, so the fixture below setting it for subprocesses leaves this process's CUDA as it is."""
+CUDA_REQUIRED = os.environ.get("SDAP_TEST_DEVICE") == "cuda"
+"""``SDAP_TEST_DEVICE=cuda`` (``scripts/device_check.sh``): the CUDA tests must run; without a GPU they fail
+instead of being skipped."""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: runs on a CUDA GPU (skipped without one, failed with "
+                                       "SDAP_TEST_DEVICE=cuda); every other test runs as on a CPU machine")
+
+
+def _wants_cuda(item) -> bool:
+    """The test is marked ``cuda``, or is the 'cuda' case of the ``device`` fixture."""
+    callspec = getattr(item, "callspec", None)
+    return item.get_closest_marker("cuda") is not None or \
+        (callspec is not None and callspec.params.get("device") == "cuda")
+
+
+@pytest.fixture(autouse=True)
+def cpu_unless_cuda(request, monkeypatch):
+    """Tests run as on a CPU machine: on a GPU machine `--device auto` would pick CUDA, where `--model auto`
+    means the teacher, and tests of the CPU defaults would fail with correct code. So CUDA (and MPS) look
+    absent, in this process and in the ones it starts (``CUDA_VISIBLE_DEVICES``), unless the test asks for
+    CUDA (``_wants_cuda``)."""
+    if _wants_cuda(request.node):
+        if not HAS_CUDA:
+            if CUDA_REQUIRED:
+                pytest.fail("SDAP_TEST_DEVICE=cuda, but PyTorch sees no CUDA GPU")
+            pytest.skip("needs a CUDA GPU")
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
 @pytest.fixture(autouse=True)
@@ -18,8 +55,9 @@ def keep_threads():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+@pytest.fixture(params=["cpu"] + (["cuda"] if HAS_CUDA or CUDA_REQUIRED else []))
 def device(request) -> torch.device:
+    """Each device a test is meant to run on: the CPU, and CUDA where there is a GPU."""
     return torch.device(request.param)
 
 

@@ -26,8 +26,8 @@ import sys
 
 from ..errors import InputError
 
-__all__ = ["available_memory", "denoise_need", "denoise_fits", "SLACK", "TILE_BUDGET", "fmt_bytes",
-           "reuse_freed_memory", "REUSE_LIMIT"]
+__all__ = ["available_memory", "cuda_free_memory", "denoise_need", "denoise_fits", "SLACK", "TILE_BUDGET",
+           "fmt_bytes", "reuse_freed_memory", "REUSE_LIMIT"]
 
 SLACK = 256 << 20         # encoder buffers, the noise measurement's windows, Python objects
 TILE_BUDGET = 1 << 30     # the most inference.tiling.auto_tile gives a CPU tile's activations
@@ -113,6 +113,16 @@ def available_memory() -> int | None:
     """Bytes this process can still allocate (module docstring), or None where nothing says (not Linux)."""
     known = [v for v in (_meminfo("MemAvailable"), _cgroup_left(), _address_space_left()) if v is not None]
     return min(known) if known else None
+
+
+def cuda_free_memory(device) -> int:
+    """Bytes PyTorch's CUDA caching allocator can still give on ``device``: the driver's free memory plus
+    what the allocator holds but does not use (reserved - allocated). The driver's figure alone shrinks
+    after the first image, whose freed activations stay reserved for the next."""
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + max(torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device), 0)
 
 
 def denoise_need(decoded_bytes: int, available: int) -> int:

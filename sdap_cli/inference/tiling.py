@@ -14,7 +14,7 @@ import torch
 
 from ..method.dbsnl import receptive_radius
 from ..method.refine import REFINEMENTS
-from .memory import TILE_BUDGET, available_memory
+from .memory import TILE_BUDGET, available_memory, cuda_free_memory
 
 __all__ = ["tile_margin", "required_margin", "tile_boxes", "padded_window", "auto_tile"]
 
@@ -106,13 +106,14 @@ def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int)
 
 
 def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
-    """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half the
-    free GPU memory on CUDA; on CPU a quarter of the memory this process can still use
+    """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half of what
+    the CUDA allocator can give (``memory.cuda_free_memory``: free plus reserved but unused, so the tile
+    does not shrink from the second image on); on CPU a quarter of the memory this process can still use
     (``memory.available_memory``), at most ``memory.TILE_BUDGET`` (1 GiB, which keeps a 24 MP photo under
     2 GiB of RSS at a few percent of extra overlap work). Clamped to [max(256, 2*margin + 64), 2048] and
     rounded to a multiple of f."""
     if device.type == "cuda":
-        budget = torch.cuda.mem_get_info(device)[0] / 2
+        budget = cuda_free_memory(device) / 2
     else:
         free = available_memory()
         budget = min((free if free is not None else 8 << 30) / 4, TILE_BUDGET)

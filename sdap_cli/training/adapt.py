@@ -20,6 +20,7 @@ from ..inference.checkpoints import LoadedWeights, save_weights
 from ..inference.device import pick_precision
 from ..method.dbsnl import DBSNl
 from .datasets import NoisyCrops
+from .loop import grad_scaler
 from .trainer import sdap_loss
 
 __all__ = ["adapt", "adapt_weights"]
@@ -33,7 +34,8 @@ def adapt(model: DBSNl, images: list[np.ndarray], *, iterations: int = 100, patc
     Args:
         images: float32 ``(H, W, 3)`` arrays in [0, 1] (the noisy images themselves).
         iterations, patch, batch, lr: the SDAP step settings (patch is reduced to a multiple of p).
-        precision: autocast precision of the forward pass ('fp32', 'bf16', 'fp16').
+        precision: autocast precision of the forward pass ('fp32', 'bf16', 'fp16'; fp16 with loss scaling,
+            ``loop.grad_scaler``).
         on_step: ``on_step(step, iterations, loss)`` after each step.
     """
     patch = max(p, patch // p * p)
@@ -41,14 +43,16 @@ def adapt(model: DBSNl, images: list[np.ndarray], *, iterations: int = 100, patc
     net.requires_grad_(True)
     net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    scaler = grad_scaler(device, precision)
     data = NoisyCrops([], patch, batch, seed, arrays=images)
     for step in range(iterations):
         y = torch.stack([data[step * batch + i] for i in range(batch)]).to(device)
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
         loss = sdap_loss(net, y, p, generator=gen, precision=precision)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         if on_step is not None:
             on_step(step + 1, iterations, loss.item())
     return net.eval()

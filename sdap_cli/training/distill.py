@@ -254,6 +254,13 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
     return real * real_times + syn * repeat, facts
 
 
+def _sum_over_ranks(n: int, env) -> int:
+    """``n`` summed over the processes of the torchrun group (on the device NCCL needs)."""
+    t = torch.tensor([n], dtype=torch.int64, device=env.device if env.device.type == "cuda" else "cpu")
+    torch.distributed.all_reduce(t)
+    return int(t.item())
+
+
 def distill(cfg: DistillConfig, *, resume: bool = False,
             on_teacher: Callable[[int, int, Path, bool], None] | None = None,
             on_step: Callable[[int, int, float, float], None] | None = None,
@@ -269,12 +276,14 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
     files = find_noisy_images_all(cfg.data)
     val = load_validation_set(cfg)
     cache_dir = Path(cfg.cache) if cfg.cache is not None else Path(cfg.out) / "teacher_cache"
-    if env.world > 1 and env.rank != 0:
-        torch.distributed.barrier()                   # rank 0 fills the cache first
-    noisy, targets, computed, dens, facts = ensemble_targets(cfg, env, files, cache_dir,
-                                                             on_teacher if env.rank == 0 else None)
-    if env.world > 1 and env.rank == 0:
+    report = on_teacher if env.rank == 0 else None
+    if env.world > 1:                                 # each rank fills its share of the cache, then reads it all
+        share = ensemble_targets(cfg, env, files[env.rank::env.world], cache_dir, report)[2]
         torch.distributed.barrier()
+        report = None
+    noisy, targets, computed, dens, facts = ensemble_targets(cfg, env, files, cache_dir, report)
+    if env.world > 1:
+        computed = _sum_over_ranks(share, env)
     teacher = dens[0] if len(dens) == 1 else MeanDenoiser(dens)
     teacher_val = mean_scores(teacher, val) if val is not None and env.rank == 0 else None
     del teacher, dens

@@ -14,6 +14,7 @@ files hold the average, the optimizer keeps training the weights.
 from __future__ import annotations
 
 import copy
+import datetime
 import os
 import signal
 import threading
@@ -31,7 +32,12 @@ from ..io.atomic import atomic_write
 from .runlog import RunLog
 from .schedule import ema_decay, lr_at
 
-__all__ = ["Recipe", "Setup", "setup", "TrainResult", "fit"]
+__all__ = ["Recipe", "Setup", "setup", "TrainResult", "fit", "grad_scaler", "DIST_TIMEOUT"]
+
+DIST_TIMEOUT = datetime.timedelta(hours=6)
+"""How long a process of a torchrun group waits in a collective for the others (PyTorch's default is 10
+minutes for NCCL): long enough for a cold teacher cache of ``sdap distill`` (each rank computes its share
+of the targets, then all wait for the slowest) and for rank 0's validations, on large folders."""
 
 
 @dataclass
@@ -85,7 +91,7 @@ def setup(cfg) -> Setup:
     rank, world = _dist()
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
-        torch.distributed.init_process_group(backend)
+        torch.distributed.init_process_group(backend, timeout=DIST_TIMEOUT)
     device = choose_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -93,6 +99,13 @@ def setup(cfg) -> Setup:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return Setup(rank, world, device, pick_precision(cfg.precision, device))
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 training (fp16 gradients flush to zero below 6e-8 and overflow above 65504; the
+    scaler multiplies the loss, unscales the gradients, skips a step whose gradients overflowed and adapts
+    its scale); a pass-through for fp32 and bf16 (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def _dist() -> tuple[int, int]:
@@ -130,6 +143,7 @@ class _Run:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.scaler = grad_scaler(env.device, env.precision)
         self.average = copy.deepcopy(self.model).requires_grad_(False) if cfg.ema > 0 else None
         self.start, self.best, self.history = 0, None, []
         if resume:
@@ -154,6 +168,8 @@ class _Run:
         if self.average is not None:
             self.average.load_state_dict(st.get("average") or st["model"])
         self.opt.load_state_dict(st["optimizer"])
+        if st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
         self.start, self.best, self.history = st["step"], st["best"], st["history"]
         torch.set_rng_state(st["torch_rng"])
         if self.env.device.type == "cuda" and st.get("cuda_rng") is not None:
@@ -184,11 +200,11 @@ class _Run:
             g["lr"] = lr
         gen = torch.Generator(device=env.device).manual_seed(cfg.seed * 1_000_003 + step * env.world + env.rank)
         loss = self.recipe.loss(self.net, y, gen)
-        if not torch.isfinite(loss):
-            raise SdapError(f"loss became {loss.item()} at step {step + 1}; lower --lr")
+        self._check_finite(loss, step)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)             # unscales first; skips the step if an fp16 gradient overflowed
+        self.scaler.update()
         if self.average is not None:
             with torch.no_grad():
                 d = ema_decay(cfg.ema, step + 1)
@@ -197,6 +213,18 @@ class _Run:
                 for a, b in zip(self.average.buffers(), self.model.buffers()):
                     a.copy_(b)
         return loss.item(), lr
+
+    def _check_finite(self, loss: torch.Tensor, step: int) -> None:
+        """Raise on a non-finite loss, on every rank when any rank has one (a rank that raised alone would
+        leave the others waiting in the gradient all-reduce)."""
+        bad = ~torch.isfinite(loss.detach())
+        if self.env.world > 1:
+            flag = bad.float().reshape(1).to(self.env.device if self.env.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(flag)
+            if flag.item() > 0 and not bad:
+                raise SdapError(f"loss became non-finite on another process at step {step + 1}; lower --lr")
+        if bad:
+            raise SdapError(f"loss became {loss.item()} at step {step + 1}; lower --lr")
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -229,6 +257,7 @@ class _Run:
         device = self.env.device
         st = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": step,
               "average": None if self.average is None else self.average.state_dict(),
+              "scaler": self.scaler.state_dict(),
               "best": self.best, "history": self.history, "config": self.cfg.model_dump(mode="json"),
               "arch": self.model.arch, "torch_rng": torch.get_rng_state(),
               "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
