@@ -1,0 +1,38 @@
+"""A short fuzzing pass in the suite (issue 36 item 6; the harness and its long run: tests/fuzz/harness.py)."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz.harness import SUFFIXES, mutate, options_target, read_target, seeds
+from tests.helpers import noisy_rgb, write_png
+
+SEEDS = seeds()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 4096), st.binary(max_size=8)), max_size=5),
+       st.sampled_from(SUFFIXES), st.integers(0, 48))
+def test_reading_mutated_files_gives_an_image_or_one_line(seed, edits, suffix, cut):
+    read_target(mutate(seed[1], edits, cut), suffix)
+
+
+@pytest.mark.parametrize("suffix,data", SEEDS)
+def test_the_seeds_are_read(suffix, data):
+    read_target(data, suffix)
+
+
+WORDS = st.sampled_from(["--tile", "--tile-overlap", "--precision", "--strength", "--pd", "--refine", "--format",
+                         "--quality", "--shard", "--model", "--suffix", "--auto", "--no-auto", "-r", "--json",
+                         "-1", "0", "1", "7", "1e9", "nan", "inf", "bf16", "fp8", "none", "e", "r3", "png", "jpg",
+                         "1/2", "3/2", "0/0", "x", "", "--", "-", "--weights", "/nonexistent"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.lists(WORDS, max_size=4))
+def test_fuzzed_options_exit_0_1_or_2_without_a_traceback(tmp_path_factory, words):
+    d = tmp_path_factory.mktemp("o")
+    image = write_png(d / "a.png", noisy_rgb(24, 20))
+    before = image.read_bytes()
+    options_target(words, image, d / "out")
+    assert image.read_bytes() == before
