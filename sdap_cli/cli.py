@@ -367,23 +367,30 @@ def evaluate(
         raise typer.Exit(code=1)
 
 
-@app.command(epilog="Examples:\n\n  sdap export denoiser.onnx\n\n  sdap export teacher.onnx --model teacher\n\n"
+@app.command(epilog="Examples:\n\n  sdap export denoiser.onnx\n\n  sdap export denoise-sdap.dtmodel\n\n"
+                    "  sdap export denoise-sdap.dtmodel --noise-from sample.jpg\n\n"
+                    "  sdap export teacher.onnx --model teacher\n\n"
                     "  sdap export student.pt -w runs/student/best.safetensors")
 def export(
-    output: Annotated[Path, typer.Argument(help="Output: .onnx (ONNX) or .pt (TorchScript).", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Output: .onnx (ONNX), .pt (TorchScript) or .dtmodel (darktable "
+                                                "5.6 model package).", show_default=False)],
     weights: o.WeightsOpt = None, model: o.ExportModelOpt = None, opset: o.OpsetOpt = None,
+    noise_from: o.NoiseFromOpt = None, maps_input: o.MapsInputOpt = False, tile: o.ExportTileOpt = None,
     check: o.CheckOpt = None, overwrite: o.ExportOverwriteOpt = False, json_out: o.JsonOutOpt = False,
 ) -> None:
-    """Export a network with its whole inference (pad, PD-2 + E or one pass, crop, clamp) to one file:
-    input 'noisy' (N, 3, H, W) float32 RGB 0-1, any H, W (>= 2 teacher, >= 8 student), output 'denoised'
-    of the same shape. The .pt is scripted TorchScript (any size too); .onnx needs the onnx package (pip install
-    onnx onnxruntime)."""
+    """Export a network with its whole inference to one file: input 'noisy' (N, 3, H, W) float32 RGB 0-1, any
+    H, W (>= 2 teacher, >= 8 student), output 'denoised' of the same shape. Around the default student the
+    graph does what sdap denoise does: it measures the noise (or is told the one pinned with --noise-from),
+    makes one pass, blends, keeps clean images as they are. The .pt is TorchScript (any size too); .onnx and
+    .dtmodel need the onnx package (pip install onnx onnxruntime). A .dtmodel is imported in darktable 5.6 under
+    preferences > AI > import from file; then enable it for the denoise task."""
     from .commands import export as cmd
     from .console import report_export
 
     with boundary():
         cfg = _config(ExportConfig, dict(output=output, weights=weights, model=model, opset=opset, check=check,
-                                         overwrite=overwrite or None), whole=None)
+                                         overwrite=overwrite or None, noise_from=noise_from,
+                                         maps_input=maps_input or None, tile=tile), whole=None)
         result = cmd.run(cfg)
     report_export(result, json_out)
 

@@ -251,22 +251,51 @@ class ExportConfig(StrictModel):
     """`sdap export`: one network with its whole inference (pad, PD-2 + E or one pass, crop, clamp) as a file."""
 
     output: Path
-    """Output file; its suffix picks the format: .onnx (ONNX) or .pt (TorchScript)."""
+    """Output file; its suffix picks the format: .onnx (ONNX), .pt (TorchScript) or .dtmodel (a darktable 5.6
+    model package: a ZIP of ``<id>/config.json`` and ``<id>/model.onnx``, the id the file's stem)."""
     weights: Optional[Path] = None
     """Weights file (checked against ``model``); None: the shipped network ``model`` names."""
     model: Literal["student", "teacher"] = "student"
     """'student' (default: the one-pass network, ~20x cheaper, what deployment wants) or 'teacher' (DBSNl with
     PD-2 and E inside the graph, as `sdap denoise --model teacher`)."""
     opset: int = Field(17, ge=17, le=23)
-    """ONNX opset (17 or newer)."""
+    """ONNX opset (17 or newer; darktable loads up to 20)."""
     check: bool = True
     """Run the written file once (onnxruntime if installed / torch.jit.load) and report its max difference."""
     overwrite: bool = False
     """Replace an existing output file."""
+    noise_from: Optional[Path] = None
+    """A noise-conditional student: pin the noise measured on this photo into the graph, so every input (and
+    every tile a host cuts) is told the same; None: the graph measures each input's noise itself."""
+    maps_input: bool = False
+    """A noise-conditional student: take the noise maps as a second input ``noise`` (N, 5, H, W) instead of
+    measuring inside the graph (not for .dtmodel: darktable feeds one input)."""
+    tile: int = Field(1024, ge=129, le=4096)
+    """.dtmodel: the tile side darktable is told to use (``attributes.input_sizes``); it adds its 64-pixel
+    overlap inside that side, so each tile keeps (tile - 128)^2 pixels."""
 
     @field_validator("output")
     @classmethod
     def _suffix(cls, v: Path) -> Path:
-        if v.suffix.lower() not in (".onnx", ".pt"):
-            raise ValueError(f"{v.name}: the suffix picks the format; use .onnx (ONNX) or .pt (TorchScript)")
+        if v.suffix.lower() not in (".onnx", ".pt", ".dtmodel"):
+            raise ValueError(f"{v.name}: the suffix picks the format; use .onnx (ONNX), .pt (TorchScript) or "
+                             ".dtmodel (darktable)")
+        if v.suffix.lower() == ".dtmodel" and not (v.stem[:1].isalnum() and v.stem.isascii()
+                                                   and all(c.isalnum() or c in "._-" for c in v.stem)):
+            raise ValueError(f"{v.name}: the name before .dtmodel is the model's id in darktable; use letters, "
+                             "digits, '.', '_' and '-'")
         return v
+
+    @model_validator(mode="after")
+    def _student_options(self) -> "ExportConfig":
+        if self.model == "teacher" and (self.noise_from or self.maps_input):
+            raise ValueError("--noise-from and --maps-input are for the noise-conditional student; drop them "
+                             "or use --model student")
+        if self.noise_from and self.maps_input:
+            raise ValueError("--noise-from pins the noise inside the graph, --maps-input takes it as an input: "
+                             "give one of them")
+        if self.output.suffix.lower() == ".dtmodel" and self.maps_input:
+            raise ValueError("darktable feeds the model one input: drop --maps-input for a .dtmodel")
+        if self.output.suffix.lower() == ".dtmodel" and self.opset > 20:
+            raise ValueError(f"--opset {self.opset}: darktable loads ONNX opsets up to 20")
+        return self

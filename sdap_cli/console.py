@@ -214,8 +214,13 @@ def report_export(result, json_out: bool) -> None:
         _json_stdout(result.to_dict())
         return
     opset = f", opset {result.opset}" if result.opset else ""
+    batch = "1" if result.format == "dtmodel" else "N"
+    noise = {"measured": "; the noise is measured inside the graph", "pinned": "; the noise is pinned (--noise-from)"
+             }.get(getattr(result, "noise", "none"), "")
+    tile = f"; darktable tiles of {result.tile}" if getattr(result, "tile", None) else ""
     info(f"wrote {result.path} ({result.format}{opset}, {result.model} {Path(result.weights).name}, "
-         f"{result.bytes / 2**20:.1f} MiB): input {result.input_name!r} (N, 3, H, W) float32 RGB 0-1, any H, W >= "
+         f"{result.bytes / 2**20:.1f} MiB{noise}{tile}): input {result.input_name!r} ({batch}, 3, H, W) float32 RGB 0-1, "
+         f"any H, W >= "
          f"{result.min_side}" + (f", and {result.noise_name!r} (N, 5, H, W): the noise maps sdap tells it "
                                  "(NoiseEstimate.condition of measure_noise)" if result.noise_name else "")
          + f"; output {result.output_name!r} of the same shape")

@@ -285,11 +285,19 @@ JsonWriteOpt = Annotated[Optional[Path], _opt("--json", help="Also write the res
 ExportModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="student (one pass, ~20x cheaper) or teacher "
                            "(DBSNl, PD-2 and E inside the graph).", default=shown(ExportConfig, "model"),
                            complete=(ExportConfig, "model"))]
-OpsetOpt = Annotated[Optional[int], _opt(help="ONNX opset, 17 or newer.", default=shown(ExportConfig, "opset"))]
+OpsetOpt = Annotated[Optional[int], _opt(help="ONNX opset, 17 or newer (darktable: up to 20).",
+                     default=shown(ExportConfig, "opset"))]
 CheckOpt = Annotated[Optional[bool], _opt("--check/--no-check", help="Run the written file once and report its "
                      "max difference to torch (ONNX needs onnxruntime).", default=shown(ExportConfig, "check"))]
 ExportOverwriteOpt = Annotated[bool, _opt(help="Replace an existing output file.",
                                default=shown(ExportConfig, "overwrite"))]
+NoiseFromOpt = Annotated[Optional[Path], _opt(help="Pin the noise measured on this photo into the graph: every "
+                        "input, and every tile a host such as darktable cuts, is told the same.",
+                        default=shown(ExportConfig, "noise_from", "measured in the graph"))]
+MapsInputOpt = Annotated[bool, _opt(help="Take the noise maps as a second input 'noise' (N, 5, H, W) instead of "
+                         "measuring inside the graph (not for .dtmodel).", default=shown(ExportConfig, "maps_input"))]
+ExportTileOpt = Annotated[Optional[int], _opt("--tile", help=".dtmodel: the tile side darktable is told to use "
+                          "(it keeps the centre, tile - 128, of each).", default=shown(ExportConfig, "tile"))]
 
 
 def show_version(value: bool) -> None:
