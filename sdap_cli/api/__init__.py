@@ -14,6 +14,7 @@ Importing this package does not import torch; the first network built does. Erro
 """
 
 from .arrays import Denoiser, ImageResult, denoise
+from .cluster import denoise_files_dask  # Dask itself is imported when it is called (docs/cluster.md)
 from .files import DenoiseResult, FileBatch, FileResult, Progress, denoise_files
 
 __all__ = ["denoise", "Denoiser", "ImageResult", "denoise_files", "FileBatch", "FileResult", "DenoiseResult",

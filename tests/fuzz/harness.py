@@ -10,8 +10,7 @@ Two targets, each a function of bytes that must either succeed or raise the proj
 
 Seeds are valid small files of each format (:func:`seeds`), so mutations reach past the magic bytes.
 
-    python -m tests.fuzz.harness --seconds 600            # a long run (hypothesis, coverage-guided by its
-                                                          # own shrinking and targeting; atheris where installed)
+    python -m tests.fuzz.harness --seconds 3600 [--findings DIR]   # a long run of random mutations
 The suite runs a short pass (``tests/fuzz/test_fuzz.py``).
 """
 
@@ -95,32 +94,75 @@ def options_target(words: list[str], image: Path, out: Path) -> None:
 
 
 def main() -> None:
+    """The long run: random mutations of the seeds (positions, chunks and cuts drawn from a seeded
+    generator, as the suite's hypothesis pass draws them), each read as every suffix in turn; counts printed
+    every minute; a finding (any exception but the one-line SdapError, or an assertion) is saved under
+    ``--findings`` with its suffix and reason, and the run goes on."""
     import argparse
     import time
-
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
+    import traceback
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--findings", type=Path, default=Path("runs/fuzz_findings"))
+    ap.add_argument("--target", choices=("read", "options"), default="read")
     a = ap.parse_args()
+    if a.target == "options":
+        return _options_run(a)
     pool = seeds()
-    t_end = time.time() + a.seconds
-    n = [0]
+    rng = np.random.default_rng(a.seed)
+    t0 = time.time()
+    n = found = 0
+    last = t0
+    while time.time() - t0 < a.seconds:
+        _, seed = pool[int(rng.integers(len(pool)))]
+        edits = [(int(rng.integers(0, 4097)), rng.bytes(int(rng.integers(0, 9)))) for _ in range(int(rng.integers(0, 7)))]
+        data = mutate(seed, edits, int(rng.integers(0, 65)))
+        suffix = SUFFIXES[int(rng.integers(len(SUFFIXES)))]
+        n += 1
+        try:
+            read_target(data, suffix)
+        except Exception:                                   # noqa: BLE001 - a finding, kept and counted
+            found += 1
+            a.findings.mkdir(parents=True, exist_ok=True)
+            (a.findings / f"finding_{found}{suffix}").write_bytes(data)
+            (a.findings / f"finding_{found}.txt").write_text(traceback.format_exc())
+        if time.time() - last > 60:
+            last = time.time()
+            print(f"{n} executions, {found} findings, {last - t0:.0f} s", flush=True)
+    print(f"{n} executions, {found} findings, {time.time() - t0:.0f} s (done)", flush=True)
 
-    @settings(max_examples=10**9, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(st.sampled_from(pool), st.lists(st.tuples(st.integers(0, 4096), st.binary(min_size=0, max_size=8)),
-                                           max_size=6), st.sampled_from(SUFFIXES), st.integers(0, 64))
-    def fuzz(seed, edits, suffix, cut):
-        if time.time() > t_end:
-            return
-        n[0] += 1
-        read_target(mutate(seed[1], edits, cut), suffix)
 
-    try:
-        fuzz()
-    finally:
-        print(f"{n[0]} executions in {a.seconds:.0f} s")
+WORDS = ("--tile", "--tile-overlap", "--precision", "--strength", "--pd", "--refine", "--format", "--quality",
+         "--shard", "--model", "--suffix", "--auto", "--no-auto", "-r", "--json", "--skip-existing", "--metadata",
+         "-1", "0", "1", "7", "1e9", "nan", "inf", "bf16", "fp8", "none", "e", "r3", "png", "jpg", "tif", "1/2",
+         "3/2", "0/0", "x", "", "--", "-", "--weights", "/nonexistent", "--device", "cuda", "mps", "\x00")
+
+
+def _options_run(a) -> None:
+    """The long run of :func:`options_target`: 0-5 words drawn from ``WORDS`` per call."""
+    import tempfile
+    import time
+    import traceback
+
+    import cv2
+
+    rng = np.random.default_rng(a.seed)
+    d = Path(tempfile.mkdtemp())
+    image = d / "a.png"
+    cv2.imwrite(str(image), rng.integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    t0, n, found = time.time(), 0, 0
+    while time.time() - t0 < a.seconds:
+        words = [WORDS[int(i)] for i in rng.integers(0, len(WORDS), int(rng.integers(0, 6)))]
+        n += 1
+        try:
+            options_target(words, image, d / "out")
+        except Exception:                                   # noqa: BLE001 - a finding, kept and counted
+            found += 1
+            a.findings.mkdir(parents=True, exist_ok=True)
+            (a.findings / f"options_{found}.txt").write_text(f"{words!r}\n{traceback.format_exc()}")
+    print(f"{n} executions, {found} findings, {time.time() - t0:.0f} s (done)", flush=True)
 
 
 if __name__ == "__main__":
