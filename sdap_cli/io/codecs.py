@@ -53,7 +53,10 @@ def decode_cv2(data: bytes, name: str, jpeg: bool = False) -> np.ndarray:
     if arr is None:
         raise InputError(f"{name}: not a readable image (corrupt or truncated data)")
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=arr)
+        if arr.dtype in (np.uint8, np.uint16, np.float32):   # the depths cvtColor takes
+            cv2.cvtColor(arr, cv2.COLOR_BGR2RGB if arr.shape[2] == 3 else cv2.COLOR_BGRA2RGBA, dst=arr)
+        else:                                   # e.g. a 32-bit integer TIFF: image_from_array judges the type
+            arr = arr[..., [2, 1, 0, 3][:arr.shape[2]]]
     return arr
 
 

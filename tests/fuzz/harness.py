@@ -59,6 +59,7 @@ def mutate(seed: bytes, edits: list[tuple[int, bytes]], cut: int) -> bytes:
 
 def read_target(data: bytes, suffix: str) -> None:
     """Read ``data`` as a file named with ``suffix``: an Image, or an SdapError; nothing else."""
+    from sdap_cli.inference.memory import denoise_fits
     from sdap_cli.io.images import read_image
 
     fd, path = tempfile.mkstemp(suffix=suffix)
@@ -67,7 +68,7 @@ def read_target(data: bytes, suffix: str) -> None:
             fh.write(data)
         before = Path(path).read_bytes()
         try:
-            img = read_image(path)
+            img = read_image(path, fits=denoise_fits)   # as sdap denoise reads: the size checked first
         except SdapError as e:
             msg = str(e)
             assert msg and "\n" not in msg.strip(), f"not one line: {msg!r}"

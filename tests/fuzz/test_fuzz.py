@@ -1,9 +1,14 @@
 """A short fuzzing pass in the suite (issue 36 item 6; the harness and its long run: tests/fuzz/harness.py)."""
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from typer.testing import CliRunner
+
+from sdap_cli.cli import app
 from tests.fuzz.harness import SUFFIXES, mutate, options_target, read_target, seeds
 from tests.helpers import noisy_rgb, write_png
 
@@ -36,3 +41,18 @@ def test_fuzzed_options_exit_0_1_or_2_without_a_traceback(tmp_path_factory, word
     before = image.read_bytes()
     options_target(words, image, d / "out")
     assert image.read_bytes() == before
+
+
+FINDINGS = sorted((Path(__file__).parent / "findings").iterdir())
+
+
+@pytest.mark.parametrize("path", FINDINGS, ids=lambda p: p.name)
+def test_files_the_long_run_found_are_read_or_refused_in_one_line(path, tmp_path):
+    """What the long run found (2026-12-06, 4.3 M reads): a mutated TIFF that OpenCV decodes to 32-bit integer
+    samples (cvtColor raised cv2.error: now one line, 'unsupported sample type uint32'); a header claiming
+    65118 x 45575 pixels (refused for memory before decoding, as sdap denoise checks). Both as sdap denoise sees
+    them: exit 1, one error line, no traceback, the input unchanged."""
+    read_target(path.read_bytes(), path.suffix)
+    r = CliRunner().invoke(app, ["denoise", str(path), "-o", str(tmp_path / "out"), "--device", "cpu"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "unexpected" not in r.output.lower(), r.output
+    assert len([line for line in r.output.splitlines() if line.startswith("error")]) <= 1
