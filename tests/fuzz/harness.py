@@ -75,7 +75,7 @@ def read_target(data: bytes, suffix: str) -> None:
             return
         finally:
             assert Path(path).read_bytes() == before, "the input was modified"
-        assert img.rgb.ndim == 3 and img.rgb.shape[2] == 3 and min(img.rgb.shape[:2]) >= 1
+        assert img.colour.ndim == 3 and img.colour.shape[2] == 3 and min(img.colour.shape[:2]) >= 1   # no copy
     finally:
         os.unlink(path)
 
