@@ -38,7 +38,7 @@ def seeds() -> list[tuple[str, bytes]]:
     out = []
     for suffix, arr in ((".png", rgb), (".png", (rgb.astype(np.uint16) * 257)), (".png", rgb[..., 0]),
                         (".png", np.dstack([rgb, rgb[..., :1]])), (".jpg", rgb), (".bmp", rgb),
-                        (".tif", rgb), (".tif", rgb.astype(np.float32) / 255), (".pgm", rgb[..., 0])):
+                        (".tif", rgb), (".tif", rgb.astype(np.float32) / 255)):
         ok, buf = cv2.imencode(suffix, arr)
         if ok:
             out.append((suffix, buf.tobytes()))
@@ -57,8 +57,9 @@ def mutate(seed: bytes, edits: list[tuple[int, bytes]], cut: int) -> bytes:
     return bytes(data[:max(0, len(data) - cut)] if cut else data)
 
 
-def read_target(data: bytes, suffix: str) -> None:
-    """Read ``data`` as a file named with ``suffix``: an Image, or an SdapError; nothing else."""
+def read_target(data: bytes, suffix: str) -> str:
+    """Read ``data`` as a file named with ``suffix``: 'image' (an Image of 3 channels) or 'error' (a
+    one-line SdapError); anything else raises."""
     from sdap_cli.inference.memory import denoise_fits
     from sdap_cli.io.images import read_image
 
@@ -72,10 +73,11 @@ def read_target(data: bytes, suffix: str) -> None:
         except SdapError as e:
             msg = str(e)
             assert msg and "\n" not in msg.strip(), f"not one line: {msg!r}"
-            return
+            return "error"
         finally:
             assert Path(path).read_bytes() == before, "the input was modified"
         assert img.colour.ndim == 3 and img.colour.shape[2] == 3 and min(img.colour.shape[:2]) >= 1   # no copy
+        return "image"
     finally:
         os.unlink(path)
 
