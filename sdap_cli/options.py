@@ -241,6 +241,9 @@ SyntheticShareOpt = Annotated[Optional[float], _opt(help="Fraction of the traini
                               "photos and their noisy versions.", default="0.333")]
 CleanScalesOpt = Annotated[Optional[str], _opt(help="Comma list: each clean photo at these scales "
                            "(area-averaged, e.g. 1,0.5).", default=shown(_D, "clean_scales"))]
+TargetBlendOpt = Annotated[Optional[str], _opt(help="LIGHT,HEAVY: share of each path's Wiener blend in the "
+                           "real images' --condition targets (0: the teacher's output as it is).",
+                           default=shown(_D, "target_blend"))]
 RecolourOpt = Annotated[Optional[int], _opt(help="Recoloured copies per clean photo (channels permuted, "
                         "saturation raised), each with its noisy versions.", default=shown(_D, "recolour"))]
 LightTeacherOpt = Annotated[Optional[Path], _opt(help="The light path's network for --condition targets (PD-1 "

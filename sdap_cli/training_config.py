@@ -147,6 +147,11 @@ class DistillConfig(LoopConfig):
     clean_scales: list[float] = [1.0]
     """Each clean photo at these scales (area-averaged; 0.5: half the side, finer detail per pixel and less
     of its own grain), each with its noisy versions."""
+    target_blend: tuple[float, float] = (1.0, 1.0)
+    """(light, heavy): how much of its path's Wiener blend a real noisy image's target gets (0: the teacher's
+    output as it is, low-frequency checked; 1: blended as ``sdap denoise --model teacher`` blends). The blend
+    puts part of the input back where the teacher smooths; a student that keeps detail from the clean photos
+    learns the noise put back too (DND residual noise)."""
     recolour: int = Field(0, ge=0)
     """Recoloured copies of each clean photo (channels permuted, saturation raised; training/synthetic.py),
     each with ``synthetic`` noisy versions too."""
@@ -162,6 +167,8 @@ class DistillConfig(LoopConfig):
         lo, hi = self.synthetic_levels
         if not 0 < lo <= hi:
             raise ValueError(f"--synthetic-levels {lo:g},{hi:g}: give 0 < low <= high")
+        if not all(0 <= v <= 1 for v in self.target_blend):
+            raise ValueError(f"--target-blend {self.target_blend}: each share in [0, 1]")
         if not self.clean_scales or not all(0 < v <= 1 for v in self.clean_scales):
             raise ValueError(f"--clean-scales {self.clean_scales}: each scale in (0, 1]")
         if self.condition and (self.targets != ["teacher"] or self.recharge):

@@ -244,13 +244,13 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
         entry = cache_dir / f"{Path(files[i]).stem}-{file_hash(files[i])[:16]}-{key}.npy"
         return _cached_target(entry, noisy[i].shape, compute)[0]
 
-    real, paths = onepass_entries(noisy, heavy, light_den, light_cache)
+    real, paths = onepass_entries(noisy, heavy, light_den, light_cache, tuple(cfg.target_blend))
     syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed, cfg.recolour, tuple(cfg.synthetic_levels),
                             tuple(cfg.clean_scales)) if cfg.clean else []
     real_times, repeat = mix_repeats(len(real), len(syn), cfg.synthetic_share)
     facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": light_sha},
              "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic,
-             "recolour": cfg.recolour, "repeat": repeat, "real_repeat": real_times}
+             "recolour": cfg.recolour, "target_blend": list(cfg.target_blend), "repeat": repeat, "real_repeat": real_times}
     return real * real_times + syn * repeat, facts
 
 

@@ -44,20 +44,23 @@ __all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entri
 SYNTHETIC_SHARE = 1 / 3
 
 
-def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray], est: NoiseEstimate
-                ) -> tuple[np.ndarray, str]:
-    """The target of a real noisy image and its path, for its measured noise ``est``: the input (clean),
+def path_target(y: np.ndarray, heavy: np.ndarray, light: Callable[[], np.ndarray], est: NoiseEstimate,
+                blend: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, str]:
+    r"""The target of a real noisy image and its path, for its measured noise ``est``: the input (clean),
     the heavy output blended as the heavy path blends, or the light network's output (``light()``,
-    computed only when needed) blended; both then low-frequency checked."""
+    computed only when needed) blended; both then low-frequency checked. ``blend`` = (light, heavy) is
+    each path's ``amount`` a in [0, 1] of :func:`wiener_blend` (:math:`y - w\,(y - \hat x)`,
+    :math:`w = 1 - a\,(1 - \min(1, \beta\sigma^2 / \overline{r^2}))`; 0: the network's output as it is),
+    the heavy path's times its own weight ``heavy_blend_weight``."""
     path = choose_path(est)
     if path == "clean":
         return y, path
     if path == "heavy":
-        amount = heavy_blend_weight(est)
+        amount = heavy_blend_weight(est) * blend[1]
         x = wiener_blend(y, heavy, est.sigma_map(heavy), amount=amount) if amount else heavy
     else:
         x = light()
-        x = wiener_blend(y, x, est.sigma_map(x))
+        x = wiener_blend(y, x, est.sigma_map(x), amount=blend[0]) if blend[0] else x
     return lowfreq_correct(y, x, est.sigma_map(x), est.rho1, est.rho2), path
 
 
@@ -67,14 +70,15 @@ def _entry(y: np.ndarray, target: np.ndarray, est: NoiseEstimate | None = None) 
 
 
 def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den: Denoiser,
-                    light_cache: Callable[[int, Callable[[], np.ndarray]], np.ndarray]
-                    ) -> tuple[list[np.ndarray], dict[str, int]]:
+                    light_cache: Callable[[int, Callable[[], np.ndarray]], np.ndarray],
+                    blend: tuple[float, float] = (1.0, 1.0)) -> tuple[list[np.ndarray], dict[str, int]]:
     """Entries of the real noisy images (module docstring) and how many took each path.
     ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``)."""
     out, paths = [], {}
     for i, (y, h) in enumerate(zip(noisy, heavy)):
         est = measure_noise(y)
-        t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)), est)
+        t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)), est,
+                              blend)
         paths[path] = paths.get(path, 0) + 1
         out.append(_entry(y, t, est))
     return out, paths
