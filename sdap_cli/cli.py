@@ -155,8 +155,8 @@ def denoise(
     output: o.OutputOpt = None, weights: o.WeightsOpt = None, model: o.ModelOpt = None,
     refine: o.RefineOpt = None, pd: o.PdOpt = None, tile: o.TileOpt = None, tile_overlap: o.OverlapOpt = None,
     device: o.DeviceOpt = None, precision: o.PrecisionOpt = None, threads: o.ThreadsOpt = None,
-    strength: o.StrengthOpt = None, auto: o.AutoOpt = None, compile: o.CompileOpt = False,
-    seed: o.R3SeedOpt = None, r3_t: o.R3TOpt = None, r3_p: o.R3POpt = None, recursive: o.RecursiveOpt = False,
+    runtime: o.RuntimeOpt = None, strength: o.StrengthOpt = None, auto: o.AutoOpt = None,
+    compile: o.CompileOpt = False, seed: o.R3SeedOpt = None, r3_t: o.R3TOpt = None, r3_p: o.R3POpt = None, recursive: o.RecursiveOpt = False,
     suffix: o.SuffixOpt = None, format: o.FormatOpt = None, quality: o.QualityOpt = None,
     strip_metadata: o.StripMetadataOpt = False, overwrite: o.OverwriteOpt = False,
     skip_existing: o.SkipExistingOpt = False, shard: o.ShardOpt = None, adapt: o.AdaptOpt = False,
@@ -174,7 +174,7 @@ def denoise(
 
     with boundary() as run:
         inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
-                         precision=precision, threads=threads, seed=seed, r3_t=r3_t, r3_p=r3_p,
+                         precision=precision, threads=threads, runtime=runtime, seed=seed, r3_t=r3_t, r3_p=r3_p,
                          adapt=adapt or None, adapt_iters=adapt_iters, adapt_lr=adapt_lr, compile=compile or None,
                          strength=strength, auto=auto)
         cfg = _config(DenoiseConfig, dict(inputs=inputs, output=output, weights=weights, recursive=recursive,
@@ -338,8 +338,9 @@ def evaluate(
     dataset: o.DatasetOpt = None, data_dir: o.DataDirOpt = None, noisy: o.NoisyOpt = None, clean: o.CleanOpt = None,
     denoised: o.DenoisedOpt = None, weights: o.WeightsOpt = None, model: o.ModelOpt = None,
     refine: o.RefineOpt = None, pd: o.PdOpt = None, tile: o.TileOpt = None, tile_overlap: o.OverlapOpt = None,
-    device: o.DeviceOpt = None, precision: o.PrecisionOpt = None, strength: o.StrengthOpt = None,
-    auto: o.AutoOpt = None, compile: o.CompileOpt = False, metric_convention: o.ConventionOpt = None,
+    device: o.DeviceOpt = None, precision: o.PrecisionOpt = None, runtime: o.RuntimeOpt = None,
+    strength: o.StrengthOpt = None, auto: o.AutoOpt = None, compile: o.CompileOpt = False,
+    metric_convention: o.ConventionOpt = None,
     limit: o.LimitOpt = None, save: o.SaveOpt = None, csv: o.CsvOpt = None, json_file: o.JsonFileOpt = None,
     figure: o.FigureOpt = None, submit: o.SubmitOpt = None, adapt: o.AdaptOpt = False,
     adapt_iters: o.AdaptItersOpt = None, adapt_lr: o.AdaptLrOpt = None, quiet: o.QuietOpt = False,
@@ -355,8 +356,8 @@ def evaluate(
 
     with boundary() as run:
         inference = dict(model=model, refine=refine, pd=pd, tile=tile, tile_overlap=tile_overlap, device=device,
-                         precision=precision, adapt=adapt or None, adapt_iters=adapt_iters, adapt_lr=adapt_lr,
-                         compile=compile or None, strength=strength, auto=auto)
+                         precision=precision, runtime=runtime, adapt=adapt or None, adapt_iters=adapt_iters,
+                         adapt_lr=adapt_lr, compile=compile or None, strength=strength, auto=auto)
         flags = dict(dataset=dataset, data_dir=data_dir, noisy=noisy, clean=clean, denoised=denoised,
                      weights=weights, metric_convention=metric_convention, limit=limit, save=save, csv=csv,
                      json=json_file, figure=figure, submit=submit, inference=inference)

@@ -71,6 +71,9 @@ DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", defaul
 PrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16.", default=shown(_I, "precision"),
                        complete=(_I, "precision"))]
 ThreadsOpt = Annotated[Optional[int], _opt(help="CPU threads.", default=shown(_I, "threads", "PyTorch's"))]
+RuntimeOpt = Annotated[Optional[str], _opt(help="What runs the network: auto (ONNX Runtime for the CPU default, "
+                       "without importing torch once its graph is cached; torch otherwise), torch or onnxruntime.",
+                       default=shown(_I, "runtime"), complete=(_I, "runtime"))]
 CompileOpt = Annotated[bool, _opt("--compile", help="torch.compile the network (faster on large "
                        "images and same-size batches; the first image of each size pays the compile).",
                        default=shown(_I, "compile"))]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HAS_CUDA = torch.cuda.is_available()
 """Asked once, before any test hides the GPU: the CUDA runtime reads ``CUDA_VISIBLE_DEVICES`` when first
 asked, so the fixture below setting it for subprocesses leaves this process's CUDA as it is."""
+os.environ.setdefault("SDAP_CACHE_DIR", tempfile.mkdtemp(prefix="sdap-test-cache-"))
+"""The runtime's cached graphs (``inference/runtime.py``) go to a folder of this test process (and the commands
+it starts), not the user's cache: built once per process on first use."""
 CUDA_REQUIRED = os.environ.get("SDAP_TEST_DEVICE") == "cuda"
 """``SDAP_TEST_DEVICE=cuda`` (``scripts/device_check.sh``): the CUDA tests must run; without a GPU they fail
 instead of being skipped."""

@@ -182,8 +182,13 @@ class Denoiser:
     def _setup(self, config: InferenceConfig, weights: Path | None, adapt_images, save_adapted=None,
                on_adapt_step=None) -> None:
         from ..inference.denoisers import build_denoiser, choose_weights, inference_device
+        from ..inference.runtime import runtime_denoiser
 
         self.config, self.last = config, None
+        network, self.runtime_note = runtime_denoiser(config, weights)
+        if network is not None:             # the CPU default on ONNX Runtime: no torch (inference/runtime.py)
+            self._network = network
+            return
         device = inference_device(config)
         loaded = choose_weights(weights, config, device)
         if config.adapt:
@@ -201,6 +206,12 @@ class Denoiser:
     def precision(self) -> str:
         """The network's arithmetic: 'fp32', 'bf16' or 'fp16'."""
         return self._network.precision
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network: 'onnxruntime' (the CPU default, ``inference.runtime``) or 'torch'; when torch
+        runs the default, :attr:`runtime_note` says why."""
+        return getattr(getattr(self._network, "heavy", self._network), "runtime", "torch")
 
     @property
     def auto(self) -> bool:

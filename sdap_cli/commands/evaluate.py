@@ -30,6 +30,7 @@ from ..evaluation.figures import crop, make_figure
 from ..evaluation.metrics import psnr_ssim, to_uint8
 from ..evaluation.submissions import write_dnd_bundle, write_sidd_kaggle_csv
 from ..inference.denoiser import Denoiser
+from ..inference.runtime import runtime_denoiser
 from ..inference.denoisers import (
     auto_active,
     build_denoiser,
@@ -230,14 +231,18 @@ def _load_samples(cfg: EvalConfig, result: EvalResult):
 
 
 def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
-    """The denoiser (``--adapt``: fine-tuned on the noisy samples first); its facts go to ``result``."""
-    device = inference_device(cfg.inference)
-    loaded = choose_weights(cfg.weights, cfg.inference, device)
-    if cfg.inference.adapt:
-        from ..training.adapt import adapt_weights          # training (and scipy) only for --adapt
+    """The denoiser (``--adapt``: fine-tuned on the noisy samples first; the CPU default on ONNX Runtime, as
+    `sdap denoise` runs it, ``inference.runtime``); its facts go to ``result``."""
+    den, _ = runtime_denoiser(cfg.inference, cfg.weights)
+    if den is None:
+        device = inference_device(cfg.inference)
+        loaded = choose_weights(cfg.weights, cfg.inference, device)
+        if cfg.inference.adapt:
+            from ..training.adapt import adapt_weights          # training (and scipy) only for --adapt
 
-        adapt_weights(loaded, cfg.inference, [as_float(s.noisy()) for s in samples if s.noisy is not None], device)
-    den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
+            adapt_weights(loaded, cfg.inference, [as_float(s.noisy()) for s in samples if s.noisy is not None],
+                          device)
+        den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
     result.device, result.precision = str(den.device), den.precision
     result.auto = auto_active(cfg.inference)
     result.network = None if result.auto else den.describe()

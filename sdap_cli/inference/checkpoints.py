@@ -23,17 +23,19 @@ import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import CheckpointError, first_line
 from ..io.atomic import atomic_write
-from ..method.dbsnl import DBSNl
-from ..method.networks import NETWORKS
-from ..method.student import StudentUNet
+
+if TYPE_CHECKING:       # torch and the networks are imported by the functions that load or save (not by
+    import torch        # default_weights_path and shipped_student_path: the torch-free runtime path)
+
+    from ..method.dbsnl import DBSNl
+    from ..method.student import StudentUNet
 
 __all__ = ["LoadedWeights", "load_weights", "save_weights", "default_weights_path", "shipped_student_path",
-           "arch_from_state_dict", "FORMAT_TAG", "STUDENT_WEIGHTS_NAME", "NETWORKS"]
+           "arch_from_state_dict", "FORMAT_TAG", "STUDENT_WEIGHTS_NAME"]
 
 FORMAT_TAG = "sdap-cli/1"
 DEFAULT_WEIGHTS_NAME = "sdap_default.safetensors"
@@ -129,6 +131,9 @@ def load_weights(path: str | os.PathLike | None = None) -> LoadedWeights:
 def _load_safetensors(path: Path) -> LoadedWeights:
     from safetensors import SafetensorError, safe_open
 
+    from ..method.dbsnl import DBSNl
+    from ..method.networks import NETWORKS
+
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -150,6 +155,10 @@ def _load_safetensors(path: Path) -> LoadedWeights:
 
 
 def _load_pth(path: Path) -> LoadedWeights:
+    import torch
+
+    from ..method.dbsnl import DBSNl
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
@@ -174,10 +183,13 @@ def _load_pth(path: Path) -> LoadedWeights:
 
 
 def save_weights(path: str | os.PathLike, model: torch.nn.Module, *, training: dict | None = None,
-                 input_scale: float = 1.0, dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``: float16, or
+                 input_scale: float = 1.0, dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` as sdap-cli safetensors (masks dropped, tensors cast to ``dtype``: float16 (None), or
     bfloat16 for networks trained under bf16 autocast), atomically."""
+    import torch
     from safetensors.torch import save
+
+    dtype = torch.float16 if dtype is None else dtype
 
     path = Path(path)
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()

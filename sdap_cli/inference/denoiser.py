@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..io.samples import from_unit, to_unit
 from ..method.dbsnl import DBSNl  # noqa: F401 - the doctests
 from ..method.pd import pd_down, pd_up
 from ..method.refine import REFINEMENTS
@@ -37,14 +36,9 @@ from ..method.fused import can_fuse
 from ..method.student import StudentUNet  # noqa: F401 - the doctests
 from .device import DTYPES, is_oom
 from .noise import NoiseEstimate, measure_noise
-from .tiling import auto_tile, padded_window, tile_boxes, tile_margin
+from .tiling import MIN_CORE, auto_tile, fit_tile, run_tiles, tile_boxes, tile_margin
 
 __all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "compile_network", "MIN_CORE"]
-
-MIN_CORE = 64
-"""The core (the part of a tile it is kept for) of a tile raised because it could not hold its overlap: the
-smallest valid one, twice the overlap plus 2 pixels, would be correct but slow (one tile per 2 pixels)."""
-
 
 def compile_network(model: torch.nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """``torch.compile`` for inference, one graph per input shape (``dynamic=False``; tiles share a shape).
@@ -232,11 +226,9 @@ class Denoiser:
         margin = self.margin if overlap is None else overlap
         if margin % a:
             raise ValueError(f"tile overlap {margin} must be a multiple of the PD factor {a}")
-        margin = -(-(margin + post_halo) // a) * a
         if tile is None:
-            tile = auto_tile(self.device, self.bytes_per_pixel, margin, a)
-        if tile < 2 * margin + 2 * a:                  # no room for a core: make room (tiled == whole anyway)
-            tile = 2 * margin + MIN_CORE
+            tile = auto_tile(self.device, self.bytes_per_pixel, -(-(margin + post_halo) // a) * a, a)
+        margin, tile = fit_tile(tile, margin, post_halo, a)
         if out is None:
             out = np.empty((h0, w0, 3), np.float32)
         if self.conditional and noise is None:
@@ -255,30 +247,10 @@ class Denoiser:
 
     def _denoise_tiled(self, image: np.ndarray, out: np.ndarray, tile: int, margin: int, post, on_tile,
                        noise: NoiseEstimate | None) -> None:
-        h0, w0 = image.shape[:2]
-        a = self.align
-        H, W = -(-h0 // a) * a, -(-w0 // a) * a
-        boxes = tile_boxes(H, W, tile, margin, a)
-        gray = 1 if out.shape[2] == 1 else None
-        for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
-            y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, a))
-            d = self.denoise_hwc(torch.from_numpy(y).to(self.device), (ty0, tx0), noise).clamp_(0, 1)
-            vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
-            x = d[:vh, :vw].cpu().numpy()
-            y = y[:vh, :vw]
-            if self.strength != 1.0:                                # y + s (x_hat - y), in place
-                x = np.ascontiguousarray(x)
-                np.subtract(x, y, out=x)
-                x *= self.strength
-                np.add(x, y, out=x)
-            if post is not None:
-                x = post(y, np.ascontiguousarray(x))
-            cy1, cx1 = min(cy1, h0), min(cx1, w0)
-            core = x[cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
-            if core.size:               # x is this tile's scratch: converted in place
-                from_unit(core, out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
-            if on_tile is not None:
-                on_tile(i + 1, len(boxes))
+        def forward(y: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+            return self.denoise_hwc(torch.from_numpy(y).to(self.device), origin, noise).clamp_(0, 1).cpu().numpy()
+
+        run_tiles(image, out, tile, margin, self.align, forward, self.strength, post, on_tile)
 
     def describe(self) -> dict:
         """What this denoiser runs, as reports show it: ``{'model': 'teacher' | 'student', 'weights':

@@ -11,17 +11,21 @@ with ``--weights``, that student).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..config import InferenceConfig
 from ..errors import ConfigError, OutOfMemory
 from .adaptive import AdaptiveDenoiser
 from .checkpoints import LoadedWeights, load_weights, shipped_student_path
-from .denoiser import Denoiser, make_denoiser
-from .device import choose_device, is_oom, pick_precision
+
+if TYPE_CHECKING:       # torch is imported where a torch network is built, not by the runtime path's imports
+    import torch
+
+    from .denoiser import Denoiser
 
 __all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "choose_weights", "build_denoiser",
            "denoise_image", "count_paths", "inference_device", "light_path_denoiser"]
@@ -68,6 +72,10 @@ def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.dev
 def inference_device(inf: InferenceConfig) -> torch.device:
     """The device ``inf`` asks for (a one-line ConfigError when it is absent); sets the CPU thread
     count when ``inf.threads`` is given."""
+    import torch
+
+    from .device import choose_device
+
     device = choose_device(inf.device)
     if inf.threads:
         torch.set_num_threads(inf.threads)
@@ -78,6 +86,8 @@ def light_path_denoiser(loaded: LoadedWeights, *, device: torch.device, precisio
                         compile: bool = False) -> Denoiser:
     """The light path's network: a teacher at PD-1 without refinement (the Wiener blend after it is
     ``AdaptiveDenoiser``'s); the one rule for `sdap denoise`, `evaluate` and ``distill --targets auto``."""
+    from .denoiser import make_denoiser
+
     return make_denoiser(loaded.model, input_scale=loaded.input_scale, refine="none", pd=1, device=device,
                          precision=precision, compile=compile, weights=str(loaded.path))
 
@@ -89,6 +99,9 @@ def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.de
     :func:`auto_active`. Its light path is the teacher at PD-1 (:func:`light_path_denoiser`): the same
     network when ``loaded`` is a teacher, else the shipped teacher, or the student itself when it was
     ``given`` with ``--weights``."""
+    from .denoiser import make_denoiser
+    from .device import pick_precision
+
     den = make_denoiser(loaded.model, input_scale=loaded.input_scale, refine=inf.refine, pd=inf.pd,
                         r3_t=inf.r3_t, r3_p=inf.r3_p, seed=inf.seed, device=device,
                         precision=pick_precision(inf.precision, device), compile=inf.compile,
@@ -117,10 +130,16 @@ def denoise_image(den: Denoiser | AdaptiveDenoiser, image: np.ndarray, inf: Infe
     except MemoryError:                                     # numpy: the whole-image buffers
         raise OutOfMemory(f"out of memory while denoising ({image.shape[1]}x{image.shape[0]} pixels)") from None
     except Exception as e:                                  # noqa: BLE001 - only out-of-memory is translated
-        if is_oom(e):                                       # the network's, after the tile retries
+        if "torch" in sys.modules and _torch_oom(e):         # the network's, after the tile retries
             raise OutOfMemory("out of memory even at the smallest tile; try --device cpu or --precision bf16") \
                 from None
         raise
+
+
+def _torch_oom(e: BaseException) -> bool:
+    from .device import is_oom
+
+    return is_oom(e)
 
 
 def count_paths(taken: list[tuple[str, dict | None]]) -> dict[str, int]:

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from ..io.atomic import atomic_write
 from ..method.pd import pd_down, pd_up
 from .adaptive import SIGMA_CLEAN
-from .graph_noise import NoiseMeter, PinnedNoise, blend_amount, condition_maps, sigma_map, wiener_blend
+from .graph_noise import NoiseMeter, PinnedNoise, blend_amount, condition_maps, level_at, sigma_map, wiener_blend
 from .noise import NoiseEstimate
 
 __all__ = ["ExportPipeline", "min_side", "export_onnx", "export_torchscript", "INPUT_NAME", "OUTPUT_NAME",
            "NOISE_NAME", "DEFAULT_OPSET", "ConditionedPipeline", "OnePassPipeline", "pipeline",
-           "standalone_pipeline", "inputs_of", "onnx_bytes"]
+           "standalone_pipeline", "inputs_of", "onnx_bytes", "TilePipeline"]
 
 INPUT_NAME, OUTPUT_NAME, NOISE_NAME = "noisy", "denoised", "noise"
 DEFAULT_OPSET = 17
@@ -143,6 +143,37 @@ class OnePassPipeline(ExportPipeline):
         x = wiener_blend(y, x, sigma_map(x, nlf), blend_amount(sigma, measured))
         clean = (measured & (sigma < SIGMA_CLEAN)).view(-1, 1, 1, 1)
         return torch.where(clean, y, x)
+
+
+class TilePipeline(nn.Module):
+    r"""One tile of the CPU default as ``Denoiser.denoise_hwc`` computes it for a noise-conditional student, the
+    graph another runtime runs (``inference.runtime``): the maps from the tile and the noise, one pass, clamp,
+
+    .. math::
+        x = \mathrm{clamp}_{[0, 1]}\big(g_\phi(y, [s_c(y_c)]_{c=1..3}, \rho_1, \rho_2)\big)
+
+    with :math:`s_c` the level function ``table`` (``NoiseEstimate.condition_table``: already scaled as the maps
+    carry it) interpolated as ``NoiseEstimate.condition_tensor`` does (``graph_noise.level_at``).
+
+    Inputs: ``tile`` ``(H, W, 3)`` float32 in [0, 1] (H, W multiples of ``align``), ``table`` ``(3, BINS)``,
+    ``rho`` ``(2,)``; output ``(H, W, 3)`` float32 in [0, 1].
+
+    Example:
+        >>> from sdap_cli.method.student import StudentUNet
+        >>> TilePipeline(StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=5))(
+        ...     torch.rand(16, 24, 3), torch.rand(3, 8), torch.rand(2)).shape
+        torch.Size([16, 24, 3])
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.net = model.eval()
+
+    def forward(self, tile: torch.Tensor, table: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+        y = tile.permute(2, 0, 1).unsqueeze(0)
+        h, w = y.shape[2], y.shape[3]
+        cond = torch.cat([level_at(y, table.unsqueeze(0)), rho.view(1, 2, 1, 1).expand(1, 2, h, w)], 1)
+        return self.net(y, cond).clamp(0.0, 1.0)[0].permute(1, 2, 0)
 
 
 def pipeline(model: nn.Module, input_scale: float = 1.0, pd: int = 2) -> ExportPipeline:

@@ -49,7 +49,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..io.samples import to_unit
 
@@ -111,6 +110,8 @@ class NoiseEstimate:
             >>> [round(float(v), 2) for v in e.condition(np.full((2, 2, 3), 0.5, np.float32))[0, 0]]
             [0.2, 0.2, 0.2, 0.4, 0.05]
         """
+        import torch
+
         return self.condition_tensor(torch.from_numpy(np.asarray(image, np.float32))).numpy()
 
     def condition_tensor(self, image: torch.Tensor) -> torch.Tensor:
@@ -120,10 +121,11 @@ class NoiseEstimate:
         :math:`t = y B - 0.5` clamped to :math:`[0, B - 1]`: :math:`\sigma = s_i + (t - i)(s_{i+1} - s_i)`,
         :math:`i = \min(\lfloor t \rfloor, B - 2)`, which is ``np.interp`` on those centres.
         """
+        import torch                    # this module is imported on the torch-free path (inference.runtime)
+
         h, w = image.shape[:2]
         out = torch.empty(h, w, COND_CH, dtype=torch.float32, device=image.device)
-        table = torch.as_tensor(np.asarray(self.nlf, np.float64) * (CONDITION_SCALE / 255), dtype=torch.float32,
-                                device=image.device)
+        table = torch.as_tensor(self.condition_table(), device=image.device)
         for c in range(3):
             t = (image[..., min(c, image.shape[2] - 1)].float() * BINS - 0.5).clamp_(0, BINS - 1)
             i = t.floor().clamp_(max=BINS - 2)
@@ -133,6 +135,11 @@ class NoiseEstimate:
             torch.addcmul(lo[k], t.sub_(i), slope[k], out=out[..., c])
         out[..., 3], out[..., 4] = self.rho1, self.rho2
         return out
+
+    def condition_table(self) -> np.ndarray:
+        """The level function as the maps carry it: ``nlf * CONDITION_SCALE / 255``, ``(C, BINS)`` float32 (the
+        table :meth:`condition_tensor` and the runtime's graph interpolate, ``inference.runtime``)."""
+        return (np.asarray(self.nlf, np.float64) * (CONDITION_SCALE / 255)).astype(np.float32)
 
     def to_dict(self) -> dict:
         return {"sigma": round(self.sigma, 3), "rho1": round(self.rho1, 3), "rho2": round(self.rho2, 3)}

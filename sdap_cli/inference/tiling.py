@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import torch
+from collections.abc import Callable
 
-from ..method.dbsnl import receptive_radius
-from ..method.refine import REFINEMENTS
+import numpy as np
+
+from ..io.samples import from_unit, to_unit
 from .memory import TILE_BUDGET, available_memory, cuda_free_memory
 
-__all__ = ["tile_margin", "required_margin", "tile_boxes", "padded_window", "auto_tile"]
+__all__ = ["tile_margin", "required_margin", "tile_boxes", "padded_window", "auto_tile", "fit_tile", "run_tiles",
+           "MIN_CORE"]
+
+MIN_CORE = 64
+"""The core (the part of a tile it is kept for) of a tile raised because it could not hold its overlap: the
+smallest valid one, twice the overlap plus 2 pixels, would be correct but slow (one tile per 2 pixels)."""
 
 
 def tile_margin(radius: int, pd: int, refine: str, align: int) -> int:
@@ -28,7 +33,12 @@ def tile_margin(radius: int, pd: int, refine: str, align: int) -> int:
         >>> tile_margin(29, 2, "none", 2), tile_margin(29, 2, "e", 2)
         (58, 88)
     """
-    m = radius * pd + REFINEMENTS[refine].margin(radius)
+    extra = 0
+    if refine != "none":            # the table imports torch; 'none' adds nothing (the torch-free runtime path)
+        from ..method.refine import REFINEMENTS
+
+        extra = REFINEMENTS[refine].margin(radius)
+    m = radius * pd + extra
     return int(math.ceil(m / align) * align)
 
 
@@ -39,6 +49,8 @@ def required_margin(num_module: int, pd: int, refine: str) -> int:
         >>> required_margin(9, 2, "none"), required_margin(9, 2, "e")
         (58, 88)
     """
+    from ..method.dbsnl import receptive_radius
+
     return tile_margin(receptive_radius(num_module), pd, refine, pd)
 
 
@@ -105,14 +117,14 @@ def padded_window(image: np.ndarray, y0: int, y1: int, x0: int, x1: int, f: int)
     return image[index(y0, y1, h)[:, None], index(x0, x1, w)[None, :]]
 
 
-def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int) -> int:
+def auto_tile(device, bytes_per_pixel: float, margin: int, f: int) -> int:
     """Largest tile side whose activations (``bytes_per_pixel`` per tile pixel) fit the budget: half of what
     the CUDA allocator can give (``memory.cuda_free_memory``: free plus reserved but unused, so the tile
     does not shrink from the second image on); on CPU a quarter of the memory this process can still use
     (``memory.available_memory``), at most ``memory.TILE_BUDGET`` (1 GiB, which keeps a 24 MP photo under
     2 GiB of RSS at a few percent of extra overlap work). Clamped to [max(256, 2*margin + 64), 2048] and
-    rounded to a multiple of f."""
-    if device.type == "cuda":
+    rounded to a multiple of f. ``device``: a torch device, or 'cpu'."""
+    if getattr(device, "type", device) == "cuda":
         budget = cuda_free_memory(device) / 2
     else:
         free = available_memory()
@@ -121,3 +133,56 @@ def auto_tile(device: torch.device, bytes_per_pixel: float, margin: int, f: int)
     lo = max(256, 2 * margin + 64)
     side = max(lo, min(side, 2048))
     return side // f * f
+
+
+def fit_tile(tile: int, margin: int, post_halo: int, f: int) -> tuple[int, int]:
+    """The overlap and tile side a tiled denoise uses: ``margin + post_halo`` rounded up to a multiple of f,
+    and ``tile`` raised to twice that plus ``MIN_CORE`` when it cannot hold it (the result does not depend
+    on the tile side).
+
+    Example:
+        >>> fit_tile(100, 72, 3, 8), fit_tile(1024, 72, 3, 8)
+        ((80, 224), (80, 1024))
+    """
+    margin = -(-(margin + post_halo) // f) * f
+    if tile < 2 * margin + 2 * f:                  # no room for a core: make room (tiled == whole anyway)
+        tile = 2 * margin + MIN_CORE
+    return margin, tile
+
+
+def run_tiles(image: np.ndarray, out: np.ndarray, tile: int, margin: int, f: int,
+              forward: Callable[[np.ndarray, tuple[int, int]], np.ndarray], strength: float = 1.0,
+              post: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+              on_tile: Callable[[int, int], None] | None = None) -> None:
+    r"""Denoise ``image`` ``(H, W, 3)`` into ``out`` tile by tile, whatever runs the network.
+
+    Each tile (:func:`tile_boxes`, read with :func:`padded_window` and converted on its own,
+    ``samples.to_unit``) goes through ``forward(y, origin) -> x`` (``(h, w, 3)`` float32 in [0, 1], the
+    tile's denoised samples clamped), is cut to the image, blended with the input by the strength s
+    (:math:`y + s\,(x - y)`), passed through ``post(y, x)`` and its core written into ``out`` in ``out``'s
+    sample type (``samples.from_unit``; one channel: the channel mean). ``on_tile(done, total)`` after each.
+    Shared by ``Denoiser`` (torch) and ``runtime.RuntimeDenoiser`` (ONNX Runtime), so both tile alike.
+    """
+    h0, w0 = image.shape[:2]
+    H, W = -(-h0 // f) * f, -(-w0 // f) * f
+    boxes = tile_boxes(H, W, tile, margin, f)
+    gray = 1 if out.shape[2] == 1 else None
+    for i, ((ty0, ty1, tx0, tx1), (cy0, cy1, cx0, cx1)) in enumerate(boxes):
+        y = to_unit(padded_window(image, ty0, ty1, tx0, tx1, f))
+        d = forward(y, (ty0, tx0))
+        vh, vw = min(ty1, h0) - ty0, min(tx1, w0) - tx0         # the part of the tile inside the image
+        x = d[:vh, :vw]
+        y = y[:vh, :vw]
+        if strength != 1.0:                                     # y + s (x_hat - y), in place
+            x = np.ascontiguousarray(x)
+            np.subtract(x, y, out=x)
+            x *= strength
+            np.add(x, y, out=x)
+        if post is not None:
+            x = post(y, np.ascontiguousarray(x))
+        cy1, cx1 = min(cy1, h0), min(cx1, w0)
+        core = x[cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
+        if core.size:               # x is this tile's scratch: converted in place
+            from_unit(core, out.dtype, gray, out=out[cy0:cy1, cx0:cx1])
+        if on_tile is not None:
+            on_tile(i + 1, len(boxes))
