@@ -45,10 +45,11 @@ class InferenceConfig(StrictModel):
     """Arithmetic of the network; 'auto': bf16 where the hardware has it, else fp32."""
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads for PyTorch; None: PyTorch's default."""
-    runtime: Literal["auto", "torch", "onnxruntime"] = "auto"
-    """What runs the network: 'auto': ONNX Runtime for the CPU default (the shipped student at the default
-    precision; no torch import once its graph is cached, ``inference/runtime.py``), torch for everything else
-    and when ONNX Runtime is missing or fails its check; 'onnxruntime': that, or an error saying why not."""
+    runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = "auto"
+    """What runs the network: 'auto': for the CPU default (the shipped student at the default precision)
+    OpenVINO when installed, else ONNX Runtime, with no torch import once the graph is cached
+    (``inference/runtime.py``); torch for everything else and when a runtime fails its check; a runtime's
+    name: that one, or an error saying why not."""
     strength: float = Field(1.0, ge=0.0, le=1.0)
     """Denoising strength s: output = input + s * (denoised - input); 1: full, 0: the input."""
     compile: bool = False
