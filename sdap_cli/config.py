@@ -226,6 +226,9 @@ class BenchmarkConfig(StrictModel):
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = "auto"
+    """What runs the shipped student's rows at the default precision: 'auto' as `sdap denoise` picks it
+    (``InferenceConfig.runtime``), or the one named; the other rows run on torch."""
     tile: Optional[int] = Field(None, ge=16)
     """Tile side (None: automatic, as in `sdap denoise`)."""
     warmup: int = Field(2, ge=0)
