@@ -48,9 +48,7 @@ app = typer.Typer(
     epilog="Examples:\n\n  sdap denoise noisy/*.png -o clean/\n\n  cat a.png | sdap denoise - -o - > b.png\n\n"
            "  sdap train --data ./SIDD_Medium_Srgb --preset stage1 --val ./sidd_val\n\n"
            "Run `sdap COMMAND --help` for the options of a command.",
-    no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
+    no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_enable=False,
 )
 
 
@@ -155,8 +153,8 @@ def denoise(
     output: o.OutputOpt = None, weights: o.WeightsOpt = None, model: o.ModelOpt = None,
     refine: o.RefineOpt = None, pd: o.PdOpt = None, tile: o.TileOpt = None, tile_overlap: o.OverlapOpt = None,
     device: o.DeviceOpt = None, precision: o.PrecisionOpt = None, threads: o.ThreadsOpt = None,
-    runtime: o.RuntimeOpt = None, strength: o.StrengthOpt = None, auto: o.AutoOpt = None,
-    compile: o.CompileOpt = False, seed: o.R3SeedOpt = None, r3_t: o.R3TOpt = None, r3_p: o.R3POpt = None, recursive: o.RecursiveOpt = False,
+    runtime: o.RuntimeOpt = None, strength: o.StrengthOpt = None, auto: o.AutoOpt = None, compile: o.CompileOpt = False,
+    seed: o.R3SeedOpt = None, r3_t: o.R3TOpt = None, r3_p: o.R3POpt = None, recursive: o.RecursiveOpt = False,
     suffix: o.SuffixOpt = None, format: o.FormatOpt = None, quality: o.QualityOpt = None,
     strip_metadata: o.StripMetadataOpt = False, overwrite: o.OverwriteOpt = False,
     skip_existing: o.SkipExistingOpt = False, shard: o.ShardOpt = None, adapt: o.AdaptOpt = False,
@@ -290,7 +288,7 @@ def benchmark(
     channels_last: o.ChannelsLastOpt = None, compile: o.CompilesOpt = None, model: o.ModelsOpt = None,
     weights: o.BenchWeightsOpt = None, device: o.BenchDeviceOpt = None, threads: o.ThreadsOpt = None,
     tile: o.BenchTileOpt = None, warmup: o.WarmupRunsOpt = None, runs: o.RunsOpt = None,
-    roofline: o.RooflineOpt = None, json_path: o.JsonWriteOpt = None,
+    roofline: o.RooflineOpt = None, json_path: o.JsonWriteOpt = None, runtime: o.BenchRuntimeOpt = None,
 ) -> None:
     """Time denoising: ms per image, megapixels/s, achieved MAC/s against the analytic count and as a
     fraction of this machine's best convolution rate (roof), and peak memory (process RSS on CPU, max
@@ -303,7 +301,7 @@ def benchmark(
     with boundary() as run:
         values = dict(full=full or None, sizes=split(sizes), refine=split(refine), precision=split(precision),
                       channels_last=split(channels_last, on_off), compile=split(compile, on_off),
-                      model=split(model), weights=weights, device=device, threads=threads, tile=tile,
+                      model=split(model), weights=weights, device=device, threads=threads, tile=tile, runtime=runtime,
                       warmup=warmup, runs=runs, roofline=roofline)
         cfg = _config(BenchmarkConfig, values)
         planned = cmd.plan(cfg)
@@ -340,10 +338,9 @@ def evaluate(
     refine: o.RefineOpt = None, pd: o.PdOpt = None, tile: o.TileOpt = None, tile_overlap: o.OverlapOpt = None,
     device: o.DeviceOpt = None, precision: o.PrecisionOpt = None, runtime: o.RuntimeOpt = None,
     strength: o.StrengthOpt = None, auto: o.AutoOpt = None, compile: o.CompileOpt = False,
-    metric_convention: o.ConventionOpt = None,
-    limit: o.LimitOpt = None, save: o.SaveOpt = None, csv: o.CsvOpt = None, json_file: o.JsonFileOpt = None,
-    figure: o.FigureOpt = None, submit: o.SubmitOpt = None, adapt: o.AdaptOpt = False,
-    adapt_iters: o.AdaptItersOpt = None, adapt_lr: o.AdaptLrOpt = None, quiet: o.QuietOpt = False,
+    metric_convention: o.ConventionOpt = None, limit: o.LimitOpt = None, save: o.SaveOpt = None,
+    csv: o.CsvOpt = None, json_file: o.JsonFileOpt = None, figure: o.FigureOpt = None, submit: o.SubmitOpt = None,
+    adapt: o.AdaptOpt = False, adapt_iters: o.AdaptItersOpt = None, adapt_lr: o.AdaptLrOpt = None, quiet: o.QuietOpt = False,
 ) -> None:
     """Score denoising with PSNR/SSIM against clean references, and write benchmark submissions.
 

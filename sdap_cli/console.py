@@ -77,14 +77,15 @@ def benchmark_table(result) -> None:
     for prec, r in env.get("roofline", {}).items():
         out.print(f"roofline {prec}: {r['gmac_per_s']:.0f} GMAC/s (best 3x3 conv, {r['channels']} channels at "
                   f"{r['side']}x{r['side']})")
-    t = Table("model", "size", "refine", "prec", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "roof",
+    t = Table("model", "size", "refine", "prec", "runtime", "NHWC", "compile", "ms/image", "MP/s", "GMAC/s", "roof",
               "peak MiB", "tiles")
     for r in result.rows:
         if r.error:
-            t.add_row(r.model, r.size, r.refine, r.precision, str(r.channels_last), str(r.compile), r.error, "",
-                      "", "", "", "")
+            t.add_row(r.model, r.size, r.refine, r.precision, r.runtime, str(r.channels_last), str(r.compile),
+                      r.error, "", "", "", "", "")
             continue
-        t.add_row(r.model, f"{r.width}x{r.height}", r.refine, r.precision, "on" if r.channels_last else "off",
+        t.add_row(r.model, f"{r.width}x{r.height}", r.refine, r.precision, r.runtime,
+                  "on" if r.channels_last else "off",
                   "on" if r.compile else "off", f"{r.ms:.0f}", f"{r.mpix_per_s:.4f}", f"{r.gmac_per_s:.1f}",
                   "" if r.roof is None else f"{r.roof:.2f}", f"{r.peak_mib:.0f}", str(r.tiles))
     out.print(t)
@@ -153,19 +154,21 @@ def report_denoise(result, quiet: bool, json_out: bool) -> None:
 
 
 def run_note(result) -> str:
-    """' (cpu, bf16; auto: light 2: teacher ... PD-1 + blend; heavy 1: student ...)' for a denoise or
-    evaluate result: where it ran, and per path how many images and which network (or the one network
+    """' (cpu, bf16[, openvino]; auto: light 2: teacher ... PD-1 + blend; heavy 1: student ...)' for a denoise
+    or evaluate result: where it ran (and on what, when not torch), and per path how many images and which network (or the one network
     without --auto); '' when nothing ran."""
     if not result.device:
         return ""
+    where = f"{result.device}, {result.precision}" + \
+        (f", {result.runtime}" if getattr(result, "runtime", "torch") not in ("torch", "") else "")
     if not result.auto:
-        return f" ({result.device}, {result.precision}; {network_note(result.network)})"
+        return f" ({where}; {network_note(result.network)})"
     parts = []
     taken = result.taken
     for path, n in result.paths.items():
         nets = sorted({network_note(net, amounts=False) for p, net in taken if p == path})
         parts.append(f"{path} {n}: " + ", ".join(nets))
-    return f" ({result.device}, {result.precision}; auto: " + ("; ".join(parts) or "no image") + ")"
+    return f" ({where}; auto: " + ("; ".join(parts) or "no image") + ")"
 
 
 def report_training(result, json_out: bool, distilled: bool = False) -> None:

@@ -71,8 +71,9 @@ DeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", defaul
 PrecisionOpt = Annotated[Optional[str], _opt(help="auto, fp32, bf16 or fp16.", default=shown(_I, "precision"),
                        complete=(_I, "precision"))]
 ThreadsOpt = Annotated[Optional[int], _opt(help="CPU threads.", default=shown(_I, "threads", "PyTorch's"))]
-RuntimeOpt = Annotated[Optional[str], _opt(help="What runs the network: auto (ONNX Runtime for the CPU default, "
-                       "without importing torch once its graph is cached; torch otherwise), torch or onnxruntime.",
+RuntimeOpt = Annotated[Optional[str], _opt(help="What runs the network: auto (the CPU default on OpenVINO if "
+                       "installed, else ONNX Runtime, without importing torch once its graph is cached; torch "
+                       "otherwise), torch, onnxruntime or openvino.",
                        default=shown(_I, "runtime"), complete=(_I, "runtime"))]
 CompileOpt = Annotated[bool, _opt("--compile", help="torch.compile the network (faster on large "
                        "images and same-size batches; the first image of each size pays the compile).",
@@ -279,6 +280,9 @@ BenchWeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Time t
                             "(instead of --model).", default=shown(_B, "weights"))]
 BenchDeviceOpt = Annotated[Optional[str], _opt(help="auto, cpu, cuda or mps.", default=shown(_B, "device"),
                            complete=(_B, "device"))]
+BenchRuntimeOpt = Annotated[Optional[str], _opt("--runtime", help="What runs the shipped student's rows: auto (as "
+                            "sdap denoise picks it), torch, onnxruntime or openvino.", default=shown(_B, "runtime"),
+                            complete=(_B, "runtime"))]
 BenchTileOpt = Annotated[Optional[int], _opt(help="Tile side.", default=shown(_B, "tile", "automatic"))]
 WarmupRunsOpt = Annotated[Optional[int], _opt("--warmup", help="Untimed runs first.", default=shown(_B, "warmup"))]
 RunsOpt = Annotated[Optional[int], _opt(help="Timed runs (1 for >= 4 MP).", default=shown(_B, "runs"))]

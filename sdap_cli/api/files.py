@@ -66,6 +66,7 @@ class DenoiseResult:
     seconds: float = 0.0
     device: str = ""
     precision: str = ""
+    runtime: str = ""               # what ran the network: 'torch', 'onnxruntime', 'openvino' (inference/runtime.py)
     auto: bool = False              # --auto in effect: the path was chosen per image (FileResult.noise)
     network: dict | None = None     # without --auto: the one network and options every file ran with
     own_outputs: int = 0            # inputs skipped because their names say sdap wrote them
@@ -263,6 +264,7 @@ class FileBatch:
                                    save_adapted=cfg.save_adapted,
                                    on_adapt_step=getattr(self.progress, "adapt", None))
         s.device, s.precision, s.auto, s.network = den.device, den.precision, den.auto, den.network
+        s.runtime = den.runtime
         return den
 
     def _run(self) -> Iterator[FileResult]:

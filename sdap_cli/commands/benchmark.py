@@ -23,13 +23,14 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from ..config import BenchmarkConfig
+from ..config import BenchmarkConfig, InferenceConfig
 from ..errors import ConfigError, first_line
 from ..inference.checkpoints import load_weights, shipped_student_path
 from ..inference.denoiser import make_denoiser
 from ..inference.device import choose_device, pick_device, pick_precision
 from ..inference.memory import reuse_freed_memory
 from ..inference.roofline import roofline
+from ..inference.runtime import runtime_denoiser, runtime_refusal
 from ..method.dbsnl import DBSNl
 from ..method.refine import REFINEMENTS
 
@@ -46,6 +47,8 @@ class Row:
     precision: str
     channels_last: bool
     compile: bool
+    runtime: str = "torch"
+    """What ran the network: 'torch', 'onnxruntime' or 'openvino' (``inference.runtime``; 'auto' until it ran)."""
     ms: float = 0.0
     ms_min: float = 0.0
     mpix_per_s: float = 0.0
@@ -111,9 +114,16 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-    model = _model(cfg, row.model)
-    den = make_denoiser(model, refine=row.refine, device=device, precision=row.precision,
-                        channels_last=row.channels_last, compile=row.compile)
+    if row.runtime != "torch":              # the CPU default as `sdap denoise` runs it (inference/runtime.py)
+        inf = InferenceConfig(model="student", runtime=row.runtime, threads=cfg.threads, auto=False)
+        den, _ = runtime_denoiser(inf, None)
+        macs = den.info["macs_per_pixel"]
+        row.runtime, row.precision = den.runtime, den.precision
+    else:
+        model = _model(cfg, row.model)
+        den = make_denoiser(model, refine=row.refine, device=device, precision=row.precision,
+                            channels_last=row.channels_last, compile=row.compile)
+        macs = network_macs(model)
     h, w = row.height, row.width
     rng = np.random.default_rng(0)
     img = rng.random((h, w, 3), dtype=np.float32)
@@ -142,10 +152,10 @@ def _measure(cfg: BenchmarkConfig, row: Row) -> Row:
             den.denoise(img, tile=cfg.tile, on_tile=lambda d, t: ntiles.append(t))
             times.append(time.perf_counter() - t0)
     t = float(np.mean(times))
-    passes = den.passes                      # from refine.REFINEMENTS (1 for a one-pass network)
+    passes = getattr(den, "passes", 1)       # from refine.REFINEMENTS (1 for a one-pass network)
     row.ms, row.ms_min = t * 1000, min(times) * 1000
     row.mpix_per_s = h * w / 1e6 / t
-    row.gmac_per_s = h * w * network_macs(model) * passes / t / 1e9
+    row.gmac_per_s = h * w * macs * passes / t / 1e9
     row.tiles = ntiles[-1] if ntiles else 1
     if device.type == "cuda":
         row.peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
@@ -180,6 +190,15 @@ def _names(cfg: BenchmarkConfig, device: torch.device) -> list[str]:
     return list(dict.fromkeys(auto if n == "auto" else n for n in cfg.model))
 
 
+def _runtime(cfg: BenchmarkConfig, name: str, precision: str, compile: bool, device: torch.device) -> str:
+    """'torch', or the runtime ``cfg.runtime`` asks for ('auto': the one `sdap denoise` picks) where the row is
+    what `sdap denoise` runs on it: the shipped student (``runtime.runtime_refusal``)."""
+    if name != "student" or device.type != "cpu":
+        return "torch"
+    inf = InferenceConfig(model="student", runtime=cfg.runtime, precision=precision, compile=compile, device="cpu")
+    return "torch" if runtime_refusal(inf, None) else cfg.runtime
+
+
 # rough rates (GMAC/s) for the time estimate printed before a run: 2 CPU cores (bf16 / fp32), any GPU
 _ROUGH_GMACS = {("cpu", "bf16"): 100.0, ("cpu", "fp32"): 60.0, ("cpu", "fp16"): 20.0}
 
@@ -209,7 +228,8 @@ def plan(cfg: BenchmarkConfig) -> Plan:
         for size, refine, prec, cl, comp in itertools.product(cfg.sizes, refines, cfg.precision,
                                                               cfg.channels_last, cfg.compile):
             h, w = _hw(size)
-            row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp)
+            row = Row(name, size, h, w, refine, pick_precision(prec, device), cl, comp,
+                      _runtime(cfg, name, prec, comp, device))
             p.rows.append(row)
             passes = 1 if net.role.one_pass else REFINEMENTS[refine].passes(
                 SimpleNamespace(refine=refine, r3_t=8))

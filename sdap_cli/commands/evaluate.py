@@ -97,6 +97,7 @@ class EvalResult:
     mode: str = ""                      # 'denoise' | 'outputs' (scored existing --denoised files)
     device: str = ""
     precision: str = ""
+    runtime: str = ""                   # what ran the network: 'torch', 'onnxruntime', 'openvino'
     auto: bool = False
     network: dict | None = None         # without --auto: the one network and options every image ran with
     seconds: float = 0.0
@@ -244,6 +245,7 @@ def _load_denoiser(cfg: EvalConfig, samples, result: EvalResult) -> Denoiser:
                           device)
         den = build_denoiser(loaded, cfg.inference, device, given=cfg.weights is not None)
     result.device, result.precision = str(den.device), den.precision
+    result.runtime = getattr(getattr(den, "heavy", den), "runtime", "torch")
     result.auto = auto_active(cfg.inference)
     result.network = None if result.auto else den.describe()
     return den

@@ -147,16 +147,18 @@ class OnePassPipeline(ExportPipeline):
 
 class TilePipeline(nn.Module):
     r"""One tile of the CPU default as ``Denoiser.denoise_hwc`` computes it for a noise-conditional student, the
-    graph another runtime runs (``inference.runtime``): the maps from the tile and the noise, one pass, clamp,
+    graph another runtime runs (``inference.runtime``): the maps from the tile and the noise, and the student's
+    correction (``StudentUNet.correction``; the runtime adds it to the tile in float32 and clamps, as torch's
+    bf16 path keeps the residual add in float32):
 
     .. math::
-        x = \mathrm{clamp}_{[0, 1]}\big(g_\phi(y, [s_c(y_c)]_{c=1..3}, \rho_1, \rho_2)\big)
+        g = g_\phi(y, [s_c(y_c)]_{c=1..3}, \rho_1, \rho_2), \qquad x = \mathrm{clamp}_{[0, 1]}(y + g)
 
     with :math:`s_c` the level function ``table`` (``NoiseEstimate.condition_table``: already scaled as the maps
     carry it) interpolated as ``NoiseEstimate.condition_tensor`` does (``graph_noise.level_at``).
 
     Inputs: ``tile`` ``(H, W, 3)`` float32 in [0, 1] (H, W multiples of ``align``), ``table`` ``(3, BINS)``,
-    ``rho`` ``(2,)``; output ``(H, W, 3)`` float32 in [0, 1].
+    ``rho`` ``(2,)``; output :math:`g`, ``(H, W, 3)`` float32.
 
     Example:
         >>> from sdap_cli.method.student import StudentUNet
@@ -173,7 +175,7 @@ class TilePipeline(nn.Module):
         y = tile.permute(2, 0, 1).unsqueeze(0)
         h, w = y.shape[2], y.shape[3]
         cond = torch.cat([level_at(y, table.unsqueeze(0)), rho.view(1, 2, 1, 1).expand(1, 2, h, w)], 1)
-        return self.net(y, cond).clamp(0.0, 1.0)[0].permute(1, 2, 0)
+        return self.net.correction(y, cond)[0].permute(1, 2, 0)
 
 
 def pipeline(model: nn.Module, input_scale: float = 1.0, pd: int = 2) -> ExportPipeline:

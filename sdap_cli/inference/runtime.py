@@ -1,25 +1,23 @@
-r"""The CPU default without torch: the one-pass student's tiles run by ONNX Runtime from a cached graph.
+r"""The CPU default without torch: the one-pass student's tiles run by OpenVINO or ONNX Runtime from a cached graph.
 
-The CPU default (measure the noise, the clean path, the one-pass student told the noise, its Wiener blend)
-is numpy around one network call per tile. Here that call is ONNX Runtime running
-:class:`~sdap_cli.inference.export.TilePipeline` (the maps, the student, the clamp), a graph made from the
-torch module itself, and everything around it is the code the torch path runs (``noise.measure_noise``,
-``adaptive.AdaptiveDenoiser``, ``tiling.run_tiles``), so tiles, blend and output conversion are the same.
-A process that finds the graph in the cache imports no torch (1.6-1.8 s here, against 0.12-0.16 s for
-onnxruntime).
+The CPU default (measure the noise, the clean path, the one-pass student told the noise, its Wiener blend) is
+numpy around one network call per tile. Here that call runs :class:`~sdap_cli.inference.export.TilePipeline`
+(the maps, the student's correction g), a graph made from the torch module itself, on another runtime; the
+rest is the torch path's code (``noise.measure_noise``, ``adaptive.AdaptiveDenoiser``, ``tiling.run_tiles``),
+and :math:`\mathrm{clamp}(y + g)` is added in float32 as torch's bf16 path does. A process that finds the graph
+in the cache imports no torch (1.6-1.8 s here; onnxruntime 0.12-0.16 s, openvino about 0.1 s).
 
-The cache. The graph is built with torch on first use and written atomically to the user's cache folder
-(``$SDAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdap``, else ``~/.cache/sdap``; never beside the package),
-named by a digest of its key: the weights file's SHA-256, sdap's version, onnxruntime's version and
-``GRAPH_VERSION``. The graph carries its key, what tiling needs (receptive radius, alignment, activation
-bytes per pixel) and a check: an input tile and torch's output for it. Each process that opens it runs
-the check (a few milliseconds) and compares with ``CHECK_TOLERANCE``; an entry that does not open, holds
-another key or fails the check is rebuilt, never trusted. A graph that fails the check just after it was
-built (this runtime computes something else on this machine) is not used: the caller falls back to torch.
+Runtimes (:data:`RUNTIMES`): ONNX Runtime computes in fp32 on x86 (no bf16 arithmetic): torch's fp32 result
+within float rounding. OpenVINO (optional extra) computes in bf16 where the CPU has it (AVX512-BF16, AMX), as
+torch's default precision does, else fp32; it is not supported on every CPU (AMD), so it is first tried once in
+a child process (:func:`probe_openvino`). Tiled == whole image holds on both (tests).
 
-Precision: ONNX Runtime's CPU provider computes in fp32 (it has no bf16 arithmetic on x86), so the
-result is torch's fp32 result within float rounding (``CHECK_TOLERANCE``; tests), 16-bit outputs keep
-their precision, and tiled == whole image holds as in torch.
+The cache: the graph is built with torch on first use and written atomically to the user's cache folder
+(``$SDAP_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdap``, else ``~/.cache/sdap``; never beside the package), named
+by a digest of its key (the weights' SHA-256, sdap's version, ``GRAPH_VERSION``), with its facts beside it:
+the key, the graph's SHA-256, what tiling needs, and a check (an input tile and torch's fp32 output). Each
+process runs the check (milliseconds) against ``CHECK_TOLERANCE``; an entry that is missing, damaged, of
+another key or fails the check is rebuilt, never trusted; a fresh graph that fails it is not used (torch runs).
 """
 
 from __future__ import annotations
@@ -28,6 +26,8 @@ import base64
 import hashlib
 import json
 import os
+import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +47,19 @@ from .noise import NoiseEstimate, measure_noise
 from .tiling import auto_tile, fit_tile, run_tiles, tile_margin
 
 __all__ = ["RuntimeDenoiser", "runtime_denoiser", "runtime_refusal", "open_graph", "cache_dir", "graph_key",
-           "cache_path", "build_graph", "GRAPH_VERSION", "CHECK_TOLERANCE", "RuntimeUnavailable"]
+           "cache_path", "build_graph", "probe_openvino", "GRAPH_VERSION", "CHECK_TOLERANCE", "RUNTIMES",
+           "RuntimeUnavailable"]
 
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 """Raised when the graph :func:`build_graph` makes changes, so older cache entries are not used."""
-CHECK_TOLERANCE = 1e-4
-"""Largest difference from torch's fp32 output the check allows (fp32 rounding gives 1e-6 here)."""
+CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
+"""Largest difference from torch's fp32 correction on the check tile: float rounding gives 1e-6 in fp32; bf16
+arithmetic 0.01 (a wrong graph or runtime is off by far more)."""
 CHECK_SHAPE = (40, 56)
 """The check tile's side (multiples of 8)."""
+RUNTIMES = ("openvino", "onnxruntime")
+"""What ``--runtime auto`` tries, in order: OpenVINO when installed (the ``[openvino]`` extra; bf16 where the CPU
+has it) and safe here (:func:`probe_openvino`), else ONNX Runtime (a dependency; fp32)."""
 
 
 class RuntimeUnavailable(Exception):
@@ -76,19 +81,14 @@ def cache_dir() -> Path:
 
 
 def graph_key(weights: Path) -> dict:
-    """What a cached graph was made from: the weights file's SHA-256, sdap's and onnxruntime's versions and
-    ``GRAPH_VERSION``. Raises RuntimeUnavailable without onnxruntime."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise RuntimeUnavailable("onnxruntime is not installed") from None
+    """What a cached graph is made from: the weights file's SHA-256, sdap's version and ``GRAPH_VERSION``."""
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    return {"weights_sha256": digest, "sdap": __version__, "onnxruntime": onnxruntime.__version__,
-            "graph": GRAPH_VERSION}
+    return {"weights_sha256": digest, "sdap": __version__, "graph": GRAPH_VERSION}
 
 
 def cache_path(weights: Path, key: dict) -> Path:
-    """The cache file of ``key``: ``<cache_dir>/<weights stem>-<16 hex digits of the key>.onnx``."""
+    """The cached graph of ``key``: ``<cache_dir>/<weights stem>-<16 hex digits of the key>.onnx``, its facts
+    beside it with the suffix ``.json``."""
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / f"{Path(weights).stem}-{name}.onnx"
 
@@ -101,18 +101,20 @@ def _unb64(s: str, shape) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), np.float32).reshape(shape)
 
 
-def build_graph(weights: Path, key: dict) -> bytes:
+def build_graph(weights: Path, key: dict) -> tuple[bytes, dict]:
     """The ONNX graph of the student in ``weights`` (``export.TilePipeline``, fp32, height and width dynamic)
-    with ``key``, the tiling facts and the check (an input tile and torch's output) as metadata. Imports torch.
+    and its facts: ``key``, the tiling facts (``info``) and the check (an input tile and torch's fp32 output).
+    Imports torch.
 
     Raises:
-        RuntimeUnavailable: the file does not hold a noise-conditional one-pass student at input scale 1.
+        RuntimeUnavailable: torch or onnx missing; the file does not hold a noise-conditional one-pass student
+            at input scale 1.
     """
     import io
     import warnings
 
     try:
-        import onnx
+        import onnx  # noqa: F401 - torch.onnx writes the graph with it
         import torch
     except ImportError as e:
         raise RuntimeUnavailable(f"{e.name} is not installed") from None
@@ -139,67 +141,133 @@ def build_graph(weights: Path, key: dict) -> bytes:
         torch.onnx.export(pipe, tuple(torch.from_numpy(a) for a in (tile, table, rho)), buf, dynamo=False,
                           opset_version=DEFAULT_OPSET, input_names=["tile", "table", "rho"],
                           output_names=[OUTPUT_NAME], dynamic_axes={"tile": hw, OUTPUT_NAME: hw})
-    graph = onnx.load_from_string(buf.getvalue())
+    data = buf.getvalue()
     info = {"radius": model.receptive_radius, "align": model.align,
-            "bytes_per_pixel": model.activation_bytes_per_pixel}
+            "bytes_per_pixel": model.activation_bytes_per_pixel, "macs_per_pixel": model.macs_per_pixel()}
     check = {"tile": _b64(tile), "table": _b64(table), "rho": _b64(rho), "expected": _b64(expected)}
-    for k, v in (("sdap.key", key), ("sdap.info", info), ("sdap.check", check)):
-        graph.metadata_props.add(key=k, value=json.dumps(v, sort_keys=True))
-    return graph.SerializeToString()
+    return data, {"key": key, "graph_sha256": hashlib.sha256(data).hexdigest(), "info": info, "check": check}
 
 
-def _session(data: bytes, threads: int | None):
+class _OpenVINO:
+    """An OpenVINO CPU compiled model of the graph at ``path`` with ONNX Runtime's ``run(None, feeds)``;
+    ``precision`` 'bf16' lets OpenVINO compute in bf16 where the CPU has it (its default), 'fp32' forbids it."""
+
+    def __init__(self, path: Path, threads: int | None, precision: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads or 0, "PERFORMANCE_HINT": "LATENCY"}
+        if precision == "fp32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.request = compiled.create_infer_request()
+        self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
+
+    def run(self, _, feeds: dict) -> list[np.ndarray]:
+        return [self.request.infer([feeds["tile"], feeds["table"], feeds["rho"]])[0].copy()]
+
+
+def _onnxruntime(data: bytes, threads: int | None):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or 0          # 0: one per physical core, as torch
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    sess.precision = "fp32"
+    return sess
 
 
-def _checked(data: bytes, key: dict, threads: int | None):
-    """A session of ``data`` and its ``sdap.info``, after checking its key and its output on the check tile.
-
-    Raises:
-        RuntimeUnavailable: another key, no metadata, or the check's output more than ``CHECK_TOLERANCE``
-            from torch's. Whatever ONNX Runtime raises on bytes it cannot load.
-    """
-    sess = _session(data, threads)
-    meta = sess.get_modelmeta().custom_metadata_map
-    if "sdap.key" not in meta or json.loads(meta["sdap.key"]) != key:
-        raise RuntimeUnavailable("the graph was made from other weights or versions")
-    c = json.loads(meta["sdap.check"])
+def _check(sess, facts: dict) -> None:
+    """Run the check tile through ``sess``; RuntimeUnavailable if its correction is further from torch's than
+    ``CHECK_TOLERANCE`` allows for the session's precision."""
+    c = facts["check"]
     tile = _unb64(c["tile"], (*CHECK_SHAPE, 3))
     out = sess.run(None, {"tile": tile, "table": _unb64(c["table"], (3, 8)), "rho": _unb64(c["rho"], (2,))})[0]
     diff = float(np.abs(out - _unb64(c["expected"], tile.shape)).max())
-    if not diff <= CHECK_TOLERANCE:
-        raise RuntimeUnavailable(f"onnxruntime's output is {diff:.2g} from torch's on the check tile")
-    return sess, json.loads(meta["sdap.info"])
+    if not diff <= CHECK_TOLERANCE[sess.precision]:
+        raise RuntimeUnavailable(f"its output is {diff:.2g} from torch's on the check tile")
 
 
-def open_graph(weights: Path, threads: int | None = None):
-    """An ONNX Runtime session of ``weights``' graph and its tiling facts: the cached graph when it opens,
-    has this key and passes its check; else built (:func:`build_graph`, torch), checked and cached (a cache
-    folder that cannot be written is skipped).
+def _open(runtime: str, path: Path, data: bytes, facts: dict, threads: int | None, precision: str):
+    """A checked session of ``runtime`` on the graph (``data``, cached at ``path``)."""
+    if runtime == "openvino":
+        if not probe_openvino(path, precision):
+            raise RuntimeUnavailable("OpenVINO failed its first-use check on this machine")
+        sess = _OpenVINO(path, threads, precision)
+    else:
+        sess = _onnxruntime(data, threads)
+    _check(sess, facts)
+    return sess
+
+
+def _cached(path: Path, key: dict) -> tuple[bytes, dict]:
+    """The cached graph and its facts; ValueError when missing, damaged (the graph's digest) or of another key."""
+    try:
+        data, facts = path.read_bytes(), json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(str(e)) from None
+    if facts.get("key") != key or facts.get("graph_sha256") != hashlib.sha256(data).hexdigest():
+        raise ValueError("damaged or stale")
+    return data, facts
+
+
+def open_graph(weights: Path, threads: int | None = None, runtime: str = "onnxruntime", precision: str = "auto"):
+    """A session of ``weights``' graph on ``runtime`` ('onnxruntime' or 'openvino'; 'auto' precision: bf16
+    where OpenVINO computes it, fp32 otherwise) and the graph's tiling facts: the cached graph when it has this
+    key and passes its check; else built (:func:`build_graph`, torch), cached (graph, then its facts,
+    atomically; a cache folder that cannot be written makes OpenVINO unavailable) and checked.
 
     Raises:
-        RuntimeUnavailable: onnxruntime is missing, or a freshly built graph fails its check.
+        RuntimeUnavailable: the runtime is missing, fails its first-use probe, or a fresh graph fails its check.
     """
+    try:
+        __import__(runtime)
+    except ImportError:
+        raise RuntimeUnavailable(f"{runtime} is not installed") from None
     key = graph_key(weights)
     path = cache_path(weights, key)
     try:
-        return _checked(path.read_bytes(), key, threads)
+        data, facts = _cached(path, key)
+        return _open(runtime, path, data, facts, threads, precision), facts["info"]
     except Exception:                               # noqa: BLE001 - missing, damaged or stale: rebuilt
         pass
-    data = build_graph(weights, key)
-    sess, info = _checked(data, key, threads)
+    data, facts = build_graph(weights, key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda fh: fh.write(data))
+        atomic_write(path.with_suffix(".json"), lambda fh: fh.write(json.dumps(facts).encode()))
+    except OSError:
+        if runtime == "openvino":
+            raise RuntimeUnavailable(f"{path.parent}: the cache folder cannot be written") from None
+    return _open(runtime, path, data, facts, threads, precision), facts["info"]
+
+
+def probe_openvino(path: Path, precision: str) -> bool:
+    """Whether OpenVINO compiles and runs the graph at ``path`` here, tried once per OpenVINO version and
+    precision in a child process (OpenVINO is not supported on every CPU: a compile that crashes the process,
+    SIGFPE on some AMD EPYC, must not take sdap down); the answer is kept beside the graph."""
+    import openvino
+
+    version = re.sub(r"[^0-9A-Za-z.]+", "_", openvino.__version__)          # '2026.4.1-22982-e213a14-releases/..'
+    mark = path.parent / f"{path.stem}.openvino-{version}-{precision}"
+    for ok in (True, False):
+        if Path(f"{mark}.{'ok' if ok else 'failed'}").exists():
+            return ok
+    code = ("import json, sys\nfrom pathlib import Path\nfrom sdap_cli.inference import runtime as r\n"
+            "p = Path(sys.argv[1])\nfacts = json.loads(p.with_suffix('.json').read_text())\n"
+            "r._check(r._OpenVINO(p, None, sys.argv[2]), facts)\n")
+    try:
+        ok = subprocess.run([sys.executable, "-c", code, str(path), precision], capture_output=True,
+                            timeout=300).returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = False
+    try:
+        Path(f"{mark}.{'ok' if ok else 'failed'}").touch()
     except OSError:
         pass
-    return sess, info
+    return ok
 
 
 @dataclass
@@ -209,7 +277,7 @@ class RuntimeDenoiser:
 
     Args:
         session: an ONNX Runtime session of the student's graph (:func:`open_graph`).
-        info: its tiling facts, ``{'radius', 'align', 'bytes_per_pixel'}``.
+        info: its tiling facts, ``{'radius', 'align', 'bytes_per_pixel', 'macs_per_pixel'}``.
         weights: the weights file, for reports. strength: s in [0, 1], as ``Denoiser``.
     """
 
@@ -217,9 +285,8 @@ class RuntimeDenoiser:
     info: dict
     weights: str = ""
     strength: float = 1.0
+    runtime: str = "onnxruntime"
     device = "cpu"
-    precision = "fp32"
-    runtime = "onnxruntime"
     conditional = True
     model = type("RuntimeModel", (), {"role": STUDENT})()
     """What ``AdaptiveDenoiser`` asks of the network: its role (a one-pass student)."""
@@ -229,16 +296,25 @@ class RuntimeDenoiser:
         return int(self.info["align"])
 
     @property
+    def precision(self) -> str:
+        """The network's arithmetic: 'fp32', or 'bf16' (OpenVINO on a CPU with bf16 units)."""
+        return self.session.precision
+
+    @property
     def margin(self) -> int:
         """Overlap each tile needs so tiled == whole image (the student's receptive radius, aligned)."""
         return tile_margin(int(self.info["radius"]), 1, "none", self.align)
 
     def forward(self, y: np.ndarray, noise: NoiseEstimate) -> np.ndarray:
-        """One tile ``(H, W, 3)`` float32 in [0, 1] (H, W multiples of ``align``) -> denoised, clamped to [0, 1]."""
+        r"""One tile ``(H, W, 3)`` float32 in [0, 1] (H, W multiples of ``align``) -> :math:`\mathrm{clamp}_{[0,
+        1]}(y + g)`, the graph's correction g added in float32 (``export.TilePipeline``)."""
         table = noise.condition_table()
         table = table[[min(c, len(table) - 1) for c in range(3)]]
         rho = np.array([noise.rho1, noise.rho2], np.float32)
-        return self.session.run(None, {"tile": np.ascontiguousarray(y, np.float32), "table": table, "rho": rho})[0]
+        y = np.ascontiguousarray(y, np.float32)
+        x = self.session.run(None, {"tile": y, "table": table, "rho": rho})[0]
+        np.add(x, y, out=x)
+        return np.clip(x, 0.0, 1.0, out=x)
 
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
                 on_tile: Callable[[int, int], None] | None = None, out: np.ndarray | None = None,
@@ -275,9 +351,10 @@ def _gpu_present() -> bool:
 
 
 def runtime_refusal(inf: InferenceConfig, weights: Path | None) -> str | None:
-    """Why ``inf`` does not run on ONNX Runtime (None: it does): the runtime serves the shipped student on
-    the CPU with the default precision (``--precision fp32`` too when ``--runtime onnxruntime`` asks),
-    without --compile or --adapt; the teacher, other weights, CUDA/MPS and bf16/fp16 run on torch."""
+    """Why ``inf`` does not run on a runtime of :data:`RUNTIMES` (None: it does): they serve the shipped student
+    on the CPU at the default precision (an explicit ``--precision fp32``, or bf16 on OpenVINO, too when
+    ``--runtime`` names the runtime), without --compile or --adapt; the teacher, other weights, CUDA/MPS,
+    explicit precisions otherwise run on torch."""
     if inf.runtime == "torch":
         return "--runtime torch"
     if weights is not None:
@@ -287,7 +364,8 @@ def runtime_refusal(inf: InferenceConfig, weights: Path | None) -> str | None:
         return "the teacher runs on torch"
     if inf.device not in ("auto", "cpu") or (inf.device == "auto" and _gpu_present()):
         return "a GPU: torch"
-    if inf.precision not in (("auto", "fp32") if inf.runtime == "onnxruntime" else ("auto",)):
+    allowed = {"auto": ("auto",), "onnxruntime": ("auto", "fp32"), "openvino": ("auto", "fp32", "bf16")}
+    if inf.precision not in allowed[inf.runtime]:
         return f"--precision {inf.precision}: torch"
     if inf.compile:
         return "--compile: torch"
@@ -298,22 +376,25 @@ def runtime_refusal(inf: InferenceConfig, weights: Path | None) -> str | None:
 
 def runtime_denoiser(inf: InferenceConfig, weights: Path | None
                      ) -> tuple[RuntimeDenoiser | AdaptiveDenoiser | None, str]:
-    """The CPU default on ONNX Runtime for ``inf`` (wrapped in an ``AdaptiveDenoiser`` when ``--auto`` is in
-    effect, as ``denoisers.build_denoiser`` wraps the torch student), or None and why not: the caller then
-    builds the torch network. ``--runtime auto`` falls back silently; ``--runtime onnxruntime`` raises.
+    """The CPU default on the first runtime of :data:`RUNTIMES` that is installed and passes its checks (the
+    one ``--runtime`` names), wrapped in an ``AdaptiveDenoiser`` when ``--auto`` is in effect, as
+    ``denoisers.build_denoiser`` wraps the torch student; or None and why not: the caller then builds the
+    torch network. ``--runtime auto`` falls back silently; a named runtime raises.
 
     Raises:
-        ConfigError: ``--runtime onnxruntime`` and the settings or this machine do not allow it.
+        ConfigError: ``--runtime onnxruntime|openvino`` and the settings or this machine do not allow it.
     """
     why = runtime_refusal(inf, weights)
-    if why is None:
+    reasons = []
+    for runtime in (RUNTIMES if inf.runtime == "auto" else (inf.runtime,)) if why is None else ():
         try:
             path = shipped_student_path()
-            sess, info = open_graph(path, inf.threads)
-            den = RuntimeDenoiser(sess, info, str(path), inf.strength)
+            sess, info = open_graph(path, inf.threads, runtime, inf.precision)
+            den = RuntimeDenoiser(sess, info, str(path), inf.strength, runtime)
             return (AdaptiveDenoiser(den, den) if auto_active(inf) else den), ""
         except RuntimeUnavailable as e:
-            why = str(e)
-    if inf.runtime == "onnxruntime":
-        raise ConfigError(f"--runtime onnxruntime: {why}")
+            reasons.append(f"{runtime}: {e}" if inf.runtime == "auto" else str(e))
+    why = why or "; ".join(reasons)
+    if inf.runtime in RUNTIMES:
+        raise ConfigError(f"--runtime {inf.runtime}: {why}")
     return None, why

@@ -126,8 +126,13 @@ class StudentUNet(nn.Module):
     def forward(self, y: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The body runs in its weights' dtype; the residual add in ``y``'s (see ``precise_layers``).
         ``cond``: the ``(B, cond_ch, H, W)`` noise maps of a conditional network (required then)."""
+        return y + self.correction(y, cond).to(y.dtype)
+
+    def correction(self, y: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        r""":math:`g_\phi(y)`, what :meth:`forward` adds to ``y``: ``(B, 3, H, W)`` in the body's dtype (a runtime
+        that computes in bf16 adds it to ``y`` in float32 itself, ``inference.runtime``)."""
         x = y if not self.cond_ch else torch.cat([y, cond.to(y.dtype)], dim=1)
-        return y + self.shuffle(self.body(self.unshuffle(x.to(self.head.weight.dtype)))).to(y.dtype)
+        return self.shuffle(self.body(self.unshuffle(x.to(self.head.weight.dtype))))
 
     def body(self, x: torch.Tensor, head: torch.Tensor | None = None, cells_last: bool = False) -> torch.Tensor:
         r"""The UNet between the pixel-unshuffle and the pixel-shuffle: ``(B, (3 + cond_ch) 4, H/2, W/2)`` ->
