@@ -1,7 +1,7 @@
 """`sdap denoise` as a whole process against `sdap benchmark`'s in-process time, in one run (issues 25, 34).
 
 Usage:
-    python benchmarks/whole_process.py [--runs 5] [--work DIR] [--json out.json]
+    python benchmarks/whole_process.py [--runs 5] [--work DIR] [--json out.json] [--runtime auto|torch|...]
 
 Makes two inputs from the real noisy SIDD crops of ../shared/data (a mosaic of 256x256 pieces, so the
 noise and the PNG sizes are a real photo's): one 4000x3000 (12 MP) PNG and a folder of six 1632x1224
@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--runtime", default="auto", help="sdap's --runtime for every command (auto: as installed)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="sdap_whole_"))
     photo, six, small = work / "photo12.png", work / "six", work / "small.png"
@@ -77,25 +78,27 @@ def main() -> None:
     if not small.exists():
         cv2.imwrite(str(small), mosaic(512, 512, 7))
     sdap = [sys.executable, "-m", "sdap_cli"]
-    subprocess.run(sdap + ["denoise", str(small), "-o", str(work / "warm.png"), "--overwrite", "-q"], check=True)
-    pipe = f"cat {small} | sdap denoise - -o - > {work / 'small_out.png'}"
+    rt = ["--runtime", a.runtime]
+    subprocess.run(sdap + ["denoise", str(small), "-o", str(work / "warm.png"), "--overwrite", "-q"] + rt, check=True)
+    pipe = f"cat {small} | sdap denoise - -o - --runtime {a.runtime} > {work / 'small_out.png'}"
     inproc, whole, folder, piped, version = [], [], [], [], []
     for _ in range(a.runs):
         piped.append(timed(pipe))
         version.append(timed(["sdap", "--version"]))
         j = work / "bench.json"
-        subprocess.run(sdap + ["benchmark", "--sizes", "12mp", "--json", str(j)], check=True,
+        subprocess.run(sdap + ["benchmark", "--sizes", "12mp", "--json", str(j)] + rt, check=True,
                        stdout=subprocess.DEVNULL)
         data = json.loads(j.read_text())
         inproc.append(data["rows"][0]["ms"] / 1000)
-        whole.append(timed(sdap + ["denoise", str(photo), "-o", str(work / "out"), "--overwrite", "-q"]))
-        folder.append(timed(sdap + ["denoise", str(six), "-o", str(work / "out6"), "--overwrite", "-q"]))
+        whole.append(timed(sdap + ["denoise", str(photo), "-o", str(work / "out"), "--overwrite", "-q"] + rt))
+        folder.append(timed(sdap + ["denoise", str(six), "-o", str(work / "out6"), "--overwrite", "-q"] + rt))
     m_in, m_whole, m_six, m_pipe, m_ver = (statistics.median(v) for v in (inproc, whole, folder, piped, version))
     print(f"512x512 PNG through a pipe:        {' '.join(f'{t:.2f}' for t in piped)} s, median {m_pipe:.2f}"
           f"  (goal <= 1.0)")
     print(f"sdap --version:                    {' '.join(f'{t:.2f}' for t in version)} s, median {m_ver:.2f}"
           f"  (goal <= 0.3)")
     roof = data["rows"][0].get("roof")
+    print(f"runtime: {data['rows'][0].get('runtime')} {data['rows'][0]['precision']}")
     print(f"in-process 12 MP (sdap benchmark): {' '.join(f'{t:.2f}' for t in inproc)} s, median {m_in:.2f}"
           + (f"  (last run: {data['rows'][0]['gmac_per_s']:.0f} GMAC/s, {roof:.2f} of the roofline)" if roof else ""))
     print(f"whole process, one 12 MP PNG:      {' '.join(f'{t:.2f}' for t in whole)} s, median {m_whole:.2f}"

@@ -36,7 +36,7 @@ from ..method.fused import can_fuse
 from ..method.student import StudentUNet  # noqa: F401 - the doctests
 from .device import DTYPES, is_oom
 from .noise import NoiseEstimate, measure_noise
-from .tiling import MIN_CORE, auto_tile, fit_tile, run_tiles, tile_boxes, tile_margin
+from .tiling import MIN_CORE, auto_tile, fit_tile, run_tiles, tile_margin, tile_shape
 
 __all__ = ["Denoiser", "StudentDenoiser", "make_denoiser", "compile_network", "MIN_CORE"]
 
@@ -147,12 +147,9 @@ class Denoiser:
 
     def tile_shape(self, h: int, w: int, tile: int | None = None) -> tuple[int, int]:
         """Shape of the tiles :meth:`denoise` feeds the network for an h x w image (all tiles share it)."""
-        a = self.align
-        hp, wp = -(-h // a) * a, -(-w // a) * a
         if tile is None:
-            tile = auto_tile(self.device, self.bytes_per_pixel, self.margin, a)
-        (y0, y1, x0, x1), _ = tile_boxes(hp, wp, tile, self.margin, a)[0]
-        return y1 - y0, x1 - x0
+            tile = auto_tile(self.device, self.bytes_per_pixel, self.margin, self.align)
+        return tile_shape(h, w, tile, self.margin, self.align)
 
     @property
     def conditional(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 from ..io.samples import from_unit, to_unit
 from .memory import TILE_BUDGET, available_memory, cuda_free_memory
 
-__all__ = ["tile_margin", "required_margin", "tile_boxes", "padded_window", "auto_tile", "fit_tile", "run_tiles",
+__all__ = ["tile_margin", "required_margin", "tile_boxes", "padded_window", "auto_tile", "fit_tile", "run_tiles", "tile_shape",
            "MIN_CORE"]
 
 MIN_CORE = 64
@@ -133,6 +133,17 @@ def auto_tile(device, bytes_per_pixel: float, margin: int, f: int) -> int:
     lo = max(256, 2 * margin + 64)
     side = max(lo, min(side, 2048))
     return side // f * f
+
+
+def tile_shape(h: int, w: int, tile: int, margin: int, f: int) -> tuple[int, int]:
+    """The shape every tile of an h x w image has (:func:`tile_boxes` after padding to a multiple of f).
+
+    Example:
+        >>> tile_shape(3000, 4000, 2048, 72, 8)
+        (1648, 1480)
+    """
+    (y0, y1, x0, x1), _ = tile_boxes(-(-h // f) * f, -(-w // f) * f, tile, margin, f)[0]
+    return y1 - y0, x1 - x0
 
 
 def fit_tile(tile: int, margin: int, post_halo: int, f: int) -> tuple[int, int]:
