@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from sdap_cli.cli import app
 from sdap_cli.errors import InputError
 from sdap_cli.inference import memory
-from sdap_cli.inference.denoiser import Denoiser, padded_window
+from sdap_cli.inference.denoiser import Denoiser
+from sdap_cli.inference.tiling import padded_window
 from sdap_cli.io import images
 from sdap_cli.io.formats import sniff
 from sdap_cli.io.samples import copy_samples, from_unit, to_unit
