@@ -147,7 +147,7 @@ class DistillConfig(LoopConfig):
     clean_scales: list[float] = [1.0]
     """Each clean photo at these scales (area-averaged; 0.5: half the side, finer detail per pixel and less
     of its own grain), each with its noisy versions."""
-    target_blend: tuple[float, float] = (1.0, 1.0)
+    target_blend: tuple[float, float] = (0.5, 0.0)
     """(light, heavy): how much of its path's Wiener blend a real noisy image's target gets (0: the teacher's
     output as it is, low-frequency checked; 1: blended as ``sdap denoise --model teacher`` blends). The blend
     puts part of the input back where the teacher smooths; a student that keeps detail from the clean photos
