@@ -161,6 +161,32 @@ def test_each_path_gets_its_target():
     assert path == "clean" and t is flat
 
 
+def test_target_blend_scales_each_paths_wiener_blend():
+    """--target-blend (light, heavy): 0 gives the network's output as it is (then checked), 1 the full
+    blend; where the output lost more than the noise the blend puts part of the input back, so the
+    target moves away from the output as the amount grows."""
+    from sdap_cli.training_config import DistillConfig
+    x, y = _scene(sigma=5.0)
+    out = np.full_like(x, 0.5) * 0.5 + x * 0.5                  # an output that smoothed detail away
+    est = measure_noise(y)
+    path = choose_path(est)
+    assert path in ("heavy", "light")
+    k = 0 if path == "light" else 1
+    dist = []
+    for a in (0.0, 0.5, 1.0):
+        blend = (a, 1.0) if k == 0 else (1.0, a)
+        t, _ = path_target(y, out, lambda: out, est, blend)
+        amount = a if k == 0 else a * heavy_blend_weight(est)
+        want = wiener_blend(y, out, est.sigma_map(out), amount=amount) if amount else out
+        assert np.array_equal(t, lowfreq_correct(y, want, est.sigma_map(want), est.rho1, est.rho2))
+        dist.append(float(np.abs(t - out).mean()))
+    if k == 0 or heavy_blend_weight(est) > 0:
+        assert dist[0] < dist[1] < dist[2]
+    assert DistillConfig(data=["d"], teacher="t.safetensors").target_blend == (0.5, 0.0)
+    with pytest.raises(ValueError, match="target-blend"):
+        DistillConfig(data=["d"], teacher="t.safetensors", target_blend=(1.5, 0.0))
+
+
 def test_recolour_permutes_the_channels_and_raises_the_saturation():
     rng = np.random.default_rng(0)
     x = (0.3 + 0.4 * rng.random((24, 24, 3))).astype(np.float32)       # nothing clips at a gain of 1.8
