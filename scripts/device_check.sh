@@ -17,7 +17,7 @@
 #   3. a short `sdap train` (the paper's 128/9 network, batch 16, patch 160) in bf16 and in fp16, validating
 #      on a full-size 12 MP pair (tiled validation), and a short `sdap distill` of the shipped teacher in
 #      bf16 and fp16 from a cold cache;
-#   4. `sdap denoise` of two 12 MP photos on CUDA with the defaults (the teacher, PD-2 + E), per image.
+#   4. `sdap denoise` of two 12 MP photos on CUDA with the defaults (the one-pass student since issue 32), per image.
 # Figures: $OUT (default out/device_check; the device tool brings $OUT back): summary.md (the lines a note
 # quotes), summary.json, steps.tsv (each step's exit status and seconds), and each step's log and JSON.
 # Environment: DEVICE (cuda), ITERS (30 steps of train and distill), BUDGET (470 s), SMALL=1 (tiny networks,

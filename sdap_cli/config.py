@@ -24,7 +24,7 @@ class InferenceConfig(StrictModel):
 
     model: Literal["auto", "teacher", "student"] = "auto"
     """Which shipped network (with --weights: which kind the file must be): 'teacher' (SDAP's DBSNl), 'student' (its
-    one-pass distillation); 'auto': the student on CPU/MPS, the teacher on CUDA or with --refine/--pd/--r3-*/--adapt."""
+    one-pass distillation); 'auto': the student (on every device), the teacher with --refine/--pd/--r3-*/--adapt."""
     refine: RefineMode = "e"
     """'e': SDAP's second full-resolution pass (default); 'r3': AP-BSN's random replacing; 'none'."""
     pd: int = Field(2, ge=1, le=8)
@@ -220,8 +220,7 @@ class BenchmarkConfig(StrictModel):
     threads: Optional[int] = Field(None, ge=1)
     """CPU threads (None: PyTorch's default)."""
     model: list[Literal["auto", "default", "student", "full"]] = Field(default_factory=lambda: ["auto"])
-    """Networks to time: 'auto' (what `sdap denoise` runs by default on this device: the student on CPU and
-    MPS, the teacher on CUDA), 'default' (shipped teacher), 'student' (shipped student), 'full' (random 128/9
+    """Networks to time: 'auto' (what `sdap denoise` runs by default: the shipped student), 'default' (shipped teacher), 'student' (shipped student), 'full' (random 128/9
     DBSNl)."""
     weights: Optional[Path] = None
     """Time this weights file's network instead (overrides --model)."""

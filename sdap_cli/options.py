@@ -86,9 +86,8 @@ StrengthOpt = Annotated[Optional[float], _opt(help="Denoising strength 0-1: outp
 PdOpt = Annotated[Optional[int], _opt("--pd", help="PD factor of the teacher's first pass: 2 "
                   "(SDAP) for camera noise correlated between neighbouring pixels; 1 for light, "
                   "pixel-independent noise (clean DSLR shots).", default=shown(_I, "pd"))]
-ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (on CPU the fast distilled student, "
-                     "told each image's noise; the SDAP teacher on CUDA or with --refine/--pd/--adapt), teacher "
-                     "or student.",
+ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (the fast distilled student, told "
+                     "each image's noise; the SDAP teacher with --refine/--pd/--adapt), teacher or student.",
                      default=shown(_I, "model"), complete=(_I, "model"))]
 AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise; a clean "
                     "image comes back as it is; on CPU the student is told the noise and makes one pass; with "
@@ -273,7 +272,7 @@ ChannelsLastOpt = Annotated[Optional[str], _opt(help="Comma list of on/off: NHWC
 CompilesOpt = Annotated[Optional[str], _opt("--compile", help="Comma list of on/off: torch.compile.",
                         default=shown(_B, "compile"))]
 ModelsOpt = Annotated[Optional[str], _opt("--model", help="Comma list of auto (what sdap denoise runs by default "
-                      "here: the student on CPU, the teacher on CUDA), default (the shipped teacher), student (the "
+                      "by default: the shipped student), default (the shipped teacher), student (the "
                       "shipped distilled student) and full (the paper's 128/9 DBSNl, random weights).",
                       default=shown(_B, "model"))]
 BenchWeightsOpt = Annotated[Optional[Path], _opt("--weights", "-w", help="Time this weights file's network "

@@ -126,7 +126,7 @@ class Denoiser:
 
     Args:
         weights: a weights file (``.safetensors`` or a checkpoint); None: the shipped network ``model`` picks
-            (the one-pass student on CPU/MPS, the SDAP teacher on CUDA or with teacher options).
+            (the one-pass student on every device, the SDAP teacher with teacher options).
         device: 'auto', 'cpu', 'cuda' or 'mps'. precision: 'auto', 'fp32', 'bf16' or 'fp16'.
         adapt_on: with ``adapt=True``, the images (arrays as :meth:`run` takes) to fine-tune a copy of the
             weights on first (``--adapt``).

@@ -183,10 +183,10 @@ def _child(args):
 
 
 def _names(cfg: BenchmarkConfig, device: torch.device) -> list[str]:
-    """The networks to time; 'auto' becomes what `sdap denoise` runs by default on ``device``."""
+    """The networks to time; 'auto' becomes what `sdap denoise` runs by default (the shipped student)."""
     if cfg.weights is not None:
         return ["weights"]
-    auto = "default" if device.type == "cuda" or shipped_student_path() is None else "student"
+    auto = "default" if shipped_student_path() is None else "student"
     return list(dict.fromkeys(auto if n == "auto" else n for n in cfg.model))
 
 

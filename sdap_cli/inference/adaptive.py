@@ -5,8 +5,8 @@ Paths, decided per image from the :class:`~.noise.NoiseEstimate`:
 
 * ``heavy``: noise correlated between neighbours but (nearly) independent 2 pixels apart
   (:math:`\rho_1 \ge` ``RHO1_WHITE`` and :math:`\rho_2 <` ``RHO2_PD2``), the noise PD-2 was made for
-  (phone and most camera sRGB noise): the default network (the student on CPU, the teacher with
-  PD-2 + E on CUDA), as it is from ``SIGMA_HEAVY`` up; below that level it smooths away detail the
+  (phone and most camera sRGB noise): the default network (the student; the teacher with
+  PD-2 + E under ``--model teacher``), as it is from ``SIGMA_HEAVY`` up; below that level it smooths away detail the
   noise does not hide, so its output is Wiener-blended (below) with a weight that grows from 0 at
   ``SIGMA_HEAVY`` to 1 at half of it.
 * ``light``: white noise (:math:`\rho_1 <` ``RHO1_WHITE``: PD-2 only costs detail), or noise still

@@ -44,16 +44,17 @@ def auto_active(inf: InferenceConfig) -> bool:
 def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
     """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
 
-    'auto' without a weights file: the shipped student on CPU/MPS if there is one, unless a teacher
-    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher on CUDA and otherwise.
+    'auto' without a weights file: the shipped student on every device if there is one, unless a teacher
+    option (--refine, --pd, --r3-t, --r3-p, --adapt) was given; the teacher otherwise. (Until issue 32 the
+    teacher's paths were CUDA's default; the student beats them on every set measured, detailed clean
+    photos most: Kodak24 worst 35.70 dB against 31.37.)
     """
     teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
     if weights is None:
         student = shipped_student_path()
         if inf.model == "student" and student is None:
             raise ConfigError("--model student: this installation ships no student weights; pass --weights FILE")
-        use_student = inf.model == "student" or (inf.model == "auto" and student is not None
-                                                 and device.type != "cuda" and not teacher_opts)
+        use_student = inf.model == "student" or (inf.model == "auto" and student is not None and not teacher_opts)
         loaded = load_weights(student if use_student else None)
     else:
         loaded = load_weights(weights)
