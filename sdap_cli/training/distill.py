@@ -213,18 +213,29 @@ def ensemble_targets(cfg: DistillConfig, env, files: list[Path], cache_dir: Path
 
 
 def _init_student(model: StudentUNet, path: Path) -> None:
-    """Load a student's weights into ``model``; an unconditioned student into a conditional one with the
-    noise maps' input weights zero, so training starts from exactly that student."""
+    """Load a student's weights into ``model``, which computes exactly what that student computes:
+
+    * an unconditioned student into a conditional one: the noise maps' input weights zero;
+    * a shallower student (same widths, at most as many residual blocks per level: ``--student-blocks``)
+      into a deeper one: its blocks first in each stage, each added block the identity (its second
+      convolution zero: :math:`h + 0`), so a capacity study starts from the same function.
+    """
     init = load_weights(path)
-    arch = {k: v for k, v in model.arch.items() if k != "cond_ch"}
-    if init.model.kind != model.kind or {k: v for k, v in init.model.arch.items() if k != "cond_ch"} != arch \
-            or init.model.cond_ch not in (0, model.cond_ch):
-        raise CheckpointError(f"{path}: not a student with the architecture {model.arch}")
+    mine, theirs = model.arch, init.model.arch
+    same = all(mine.get(k) == theirs.get(k) for k in ("in_ch", "ch"))
+    deeper = len(theirs.get("blocks", ())) == len(mine["blocks"]) and \
+        all(b0 <= b1 for b0, b1 in zip(theirs["blocks"], mine["blocks"]))
+    if init.model.kind != model.kind or not same or not deeper or init.model.cond_ch not in (0, model.cond_ch):
+        raise CheckpointError(f"{path}: not a student with the architecture {model.arch} (or fewer blocks)")
     sd = init.model.state_dict()
     if init.model.cond_ch != model.cond_ch:
         w = sd["head.weight"]
         extra = torch.zeros(w.shape[0], model.head.weight.shape[1] - w.shape[1], *w.shape[2:], dtype=w.dtype)
         sd["head.weight"] = torch.cat([w, extra], dim=1)
+    own = model.state_dict()
+    for k, v in own.items():
+        if k not in sd:                                  # an added block: as initialised, its last conv zero
+            sd[k] = torch.zeros_like(v) if k.split(".")[-2] == "2" and ".body." in k else v
     model.load_state_dict(sd)
 
 

@@ -187,6 +187,30 @@ def test_target_blend_scales_each_paths_wiener_blend():
         DistillConfig(data=["d"], teacher="t.safetensors", target_blend=(1.5, 0.0))
 
 
+def test_a_deeper_student_starts_as_the_shallower_one(tmp_path):
+    """--init of a student with fewer residual blocks (the capacity study of issue 35): the added blocks
+    start as the identity, so the deeper network computes what the file computes; other widths are refused."""
+    from sdap_cli.errors import CheckpointError
+    from sdap_cli.inference.checkpoints import save_weights
+    from sdap_cli.training.distill import _init_student
+    torch.manual_seed(0)
+    small = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH)
+    for p in small.parameters():
+        p.data.normal_(0, 0.1)
+    save_weights(tmp_path / "s.safetensors", small)
+    same, deep = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH), \
+        StudentUNet(ch=(8, 8, 8), blocks=(2, 1, 3), cond_ch=COND_CH)
+    _init_student(same, tmp_path / "s.safetensors")
+    _init_student(deep, tmp_path / "s.safetensors")
+    y, c = torch.rand(1, 3, 32, 32), torch.rand(1, COND_CH, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(same(y, c), deep(y, c))
+        assert deep.mid[2].body[2].weight.abs().sum() == 0 and deep.mid[2].body[0].weight.abs().sum() > 0
+    for arch in (dict(ch=(8, 8, 16), blocks=(1, 1, 1)), dict(ch=(8, 8, 8), blocks=(1, 1, 0))):
+        with pytest.raises(CheckpointError):
+            _init_student(StudentUNet(cond_ch=COND_CH, **arch), tmp_path / "s.safetensors")
+
+
 def test_recolour_permutes_the_channels_and_raises_the_saturation():
     rng = np.random.default_rng(0)
     x = (0.3 + 0.4 * rng.random((24, 24, 3))).astype(np.float32)       # nothing clips at a gain of 1.8
