@@ -29,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -152,11 +153,12 @@ class _OpenVINO:
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
         compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        self.request = compiled.create_infer_request()
+        self.request, self.lock = compiled.create_infer_request(), threading.Lock()    # one request: one call at a time
         self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
 
     def run(self, _, feeds: dict) -> list[np.ndarray]:
-        return [self.request.infer([feeds["tile"], feeds["table"], feeds["rho"]])[0].copy()]
+        with self.lock:
+            return [self.request.infer([feeds["tile"], feeds["table"], feeds["rho"]])[0].copy()]
 
 
 def _onnxruntime(data: bytes, threads: int | None):
@@ -198,11 +200,9 @@ class _ProbeFailed(RuntimeUnavailable):
 
 
 def _cached(path: Path, key: dict) -> tuple[bytes, dict]:
-    """The cached graph and its facts; ValueError when missing, damaged (the graph's digest) or of another key."""
-    try:
-        data, facts = path.read_bytes(), json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(str(e)) from None
+    """The cached graph and its facts; OSError when missing, ValueError when damaged (JSON, the graph's digest)
+    or of another key."""
+    data, facts = path.read_bytes(), json.loads(path.with_suffix(".json").read_text())
     if facts.get("key") != key or facts.get("graph_sha256") != hashlib.sha256(data).hexdigest():
         raise ValueError("damaged or stale")
     return data, facts
