@@ -51,7 +51,7 @@ __all__ = ["RuntimeDenoiser", "runtime_denoiser", "runtime_refusal", "open_graph
            "cache_path", "build_graph", "probe_openvino", "GRAPH_VERSION", "CHECK_TOLERANCE", "RUNTIMES"]
 
 GRAPH_VERSION = 2
-"""Raised when the graph :func:`build_graph` makes changes, so older cache entries are not used."""
+"""Bumped when the graph :func:`build_graph` makes changes, so older cache entries are not used."""
 CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05}
 """Largest difference from torch's fp32 correction on the check tile: float rounding gives 1e-6 in fp32; bf16
 arithmetic 0.01 (a wrong graph or runtime is off by far more)."""
@@ -62,7 +62,7 @@ has it) and safe here (:func:`probe_openvino`), else ONNX Runtime (a dependency;
 
 
 class RuntimeUnavailable(Exception):
-    """The runtime cannot run the graph here (not installed, the graph fails its check); the message says why."""
+    """The runtime cannot run the graph here (not installed, fails its check); the message says why."""
 
 
 def cache_dir() -> Path:
@@ -166,8 +166,7 @@ def _onnxruntime(data: bytes, threads: int | None):
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or 0          # 0: one per physical core, as torch
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    so.inter_op_num_threads, so.log_severity_level = 1, 3
     # no spin-waiting: the main thread's numpy work and the writer get the cores (2.4 MP tile 1.11 -> 0.95 s, busy CPU)
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
@@ -200,8 +199,7 @@ class _ProbeFailed(RuntimeUnavailable):
 
 
 def _cached(path: Path, key: dict) -> tuple[bytes, dict]:
-    """The cached graph and its facts; OSError when missing, ValueError when damaged (JSON, the graph's digest)
-    or of another key."""
+    """The cached graph and its facts; OSError when missing, ValueError when damaged or of another key."""
     data, facts = path.read_bytes(), json.loads(path.with_suffix(".json").read_text())
     if facts.get("key") != key or facts.get("graph_sha256") != hashlib.sha256(data).hexdigest():
         raise ValueError("damaged or stale")
@@ -230,7 +228,10 @@ def open_graph(weights: Path, threads: int | None = None, runtime: str = "onnxru
         raise
     except Exception:                               # noqa: BLE001 - missing, damaged or stale: rebuilt
         pass
-    data, facts = build_graph(weights, key)
+    try:
+        data, facts = build_graph(weights, key)
+    except (RuntimeError, ValueError, TypeError) as e:     # the exporter: torch runs the network instead
+        raise RuntimeUnavailable(f"the graph could not be made ({type(e).__name__}: {str(e)[:80]})") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda fh: fh.write(data))
@@ -283,8 +284,7 @@ class RuntimeDenoiser:
     weights: str = ""
     strength: float = 1.0
     runtime: str = "onnxruntime"
-    device = "cpu"
-    conditional = True
+    device, conditional = "cpu", True
     model = type("RuntimeModel", (), {"role": STUDENT})()
     """What ``AdaptiveDenoiser`` asks of the network: its role (a one-pass student)."""
 

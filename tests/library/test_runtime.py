@@ -216,3 +216,14 @@ def test_what_runs_on_the_runtime(options, refusal):
     explicit fp32 (today's torch fp32), --compile and CUDA stay on torch."""
     why = rt.runtime_refusal(InferenceConfig(**options), None)
     assert (why is None) if refusal is None else (refusal in why)
+
+
+def test_falls_back_when_the_graph_cannot_be_made(tmp_path, monkeypatch):
+    """An exporter that fails (another torch) leaves the default on torch, with the reason kept."""
+    monkeypatch.setenv("SDAP_CACHE_DIR", str(tmp_path))
+
+    def broken(weights, key):
+        raise RuntimeError("exporter: unsupported operator")
+    monkeypatch.setattr(rt, "build_graph", broken)
+    den = Denoiser()
+    assert den.runtime == "torch" and "unsupported operator" in den.runtime_note
