@@ -152,13 +152,20 @@ class _OpenVINO:
         config = {"INFERENCE_NUM_THREADS": threads or 0, "PERFORMANCE_HINT": "LATENCY"}
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        try:                      # OpenVINO's own blob cache beside the graph: compiling 0.07 -> 0.015 s here
+            (path.parent / "openvino").mkdir(exist_ok=True)
+            config["CACHE_DIR"] = str(path.parent / "openvino")
+        except OSError:
+            pass
+        compiled = core.compile_model(str(path), "CPU", config)
         self.request, self.lock = compiled.create_infer_request(), threading.Lock()    # one request: one call at a time
         self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16 else "fp32"
 
     def run(self, _, feeds: dict) -> list[np.ndarray]:
+        """The graph's outputs for ``feeds``: views of the request's buffers, valid until the next call
+        (:meth:`RuntimeDenoiser.forward` adds the input into a new array: no copy of its own)."""
         with self.lock:
-            return [self.request.infer([feeds["tile"], feeds["table"], feeds["rho"]])[0].copy()]
+            return [self.request.infer([feeds["tile"], feeds["table"], feeds["rho"]])[0]]
 
 
 def _onnxruntime(data: bytes, threads: int | None):
@@ -314,8 +321,7 @@ class RuntimeDenoiser:
         table = table[[min(c, len(table) - 1) for c in range(3)]]
         rho = np.array([noise.rho1, noise.rho2], np.float32)
         y = np.ascontiguousarray(y, np.float32)
-        x = self.session.run(None, {"tile": y, "table": table, "rho": rho})[0]
-        np.add(x, y, out=x)
+        x = np.add(self.session.run(None, {"tile": y, "table": table, "rho": rho})[0], y)
         return np.clip(x, 0.0, 1.0, out=x)
 
     def denoise(self, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
