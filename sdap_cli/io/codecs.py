@@ -19,6 +19,7 @@ import tifffile
 
 from ..errors import InputError, OutputError, one_line
 from .metadata import Metadata, png_parts, tiff_kwargs
+from .png_bands import BANDS_FROM, encode_png_bands
 
 __all__ = ["decode_cv2", "decode_tiff", "decode_raw", "is_dng", "encode_cv2", "encode_tiff"]
 
@@ -111,6 +112,14 @@ def encode_cv2(fh, out: np.ndarray, fmt: str, metadata: Metadata | None, own: bo
     BGR in place, and back when ``out`` is not ``own`` (the caller's buffer)."""
     if out.shape[2] == 2:  # OpenCV cannot encode gray+alpha: write it as RGBA
         out, own = out[..., [0, 0, 0, 1]], True
+    if fmt == "png" and out.size >= BANDS_FROM:   # large: filtered and deflated on every core, RGB order as it is
+        try:
+            enc = encode_png_bands(out)
+        except (ValueError, MemoryError) as e:
+            raise OutputError(f"cannot encode png ({one_line(e)})") from None
+        for part in png_parts(enc, metadata):
+            fh.write(part)
+        return
     swap = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}.get(out.shape[2])
     if swap is not None and not out.flags.c_contiguous:
         out, own = np.ascontiguousarray(out), True

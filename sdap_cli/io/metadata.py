@@ -271,7 +271,8 @@ def pillow_kwargs(meta: Metadata | None) -> dict:
     return {k: v for k, v in kw.items() if v}
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC-32 of type and body."""
     return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
@@ -290,11 +291,11 @@ def png_parts(png, meta: Metadata | None) -> list:
     end = 8 + 8 + int.from_bytes(png[8:12], "big") + 4  # signature, then IHDR (length, type, data, CRC)
     extra = b""
     if meta.icc:
-        extra += _chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(meta.icc))
+        extra += png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(meta.icc))
     if meta.exif:
-        extra += _chunk(b"eXIf", meta.exif[6:] if meta.exif.startswith(b"Exif\0\0") else meta.exif)
+        extra += png_chunk(b"eXIf", meta.exif[6:] if meta.exif.startswith(b"Exif\0\0") else meta.exif)
     if meta.xmp:
-        extra += _chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + meta.xmp)
+        extra += png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + meta.xmp)
     return [png[:end], extra, png[end:]]
 
 
