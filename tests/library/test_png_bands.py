@@ -1,4 +1,4 @@
-"""The banded PNG encoder of large images (io/png_bands.py): what a decoder reads back is the image, for
+"""The banded PNG encoder of large images (io/codecs.encode_png_bands): what a decoder reads back is the image, for
 every sample type and channel count sdap writes, whatever the number of bands; the zlib stream is one valid
 stream (its Adler-32 joined from the bands'); and sdap's writer uses it from BANDS_FROM samples on, with the
 metadata chunks after IHDR."""
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from sdap_cli.io import png_bands
+from sdap_cli.io import codecs
 from sdap_cli.io.images import image_from_array, read_image, write_image
 from sdap_cli.io.metadata import Metadata
-from sdap_cli.io.png_bands import _adler_join, encode_png_bands
+from sdap_cli.io.codecs import _adler_join, encode_png_bands
 
 
 def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:
@@ -57,7 +57,7 @@ def test_adler32_of_joined_pieces():
 def test_sdap_writes_large_pngs_in_bands_with_their_metadata(tmp_path, monkeypatch):
     monkeypatch.setattr("sdap_cli.io.codecs.BANDS_FROM", 1000)        # the rule, on a small image
     calls = []
-    real = png_bands.encode_png_bands
+    real = codecs.encode_png_bands
     monkeypatch.setattr("sdap_cli.io.codecs.encode_png_bands", lambda a, *k: calls.append(a.shape) or real(a, *k))
     rng = np.random.default_rng(1)
     for dtype, ch in ((np.uint8, 3), (np.uint16, 3), (np.uint8, 4), (np.uint16, 1), (np.uint8, 2)):
