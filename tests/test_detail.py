@@ -33,27 +33,12 @@ def _psnr(a, b) -> float:
 @pytest.mark.parametrize("rel", HELD)
 def test_a_clean_detailed_photo_comes_back_as_it_was(rel):
     x = _photo(rel)
-    assert _psnr(denoise(x, device="cpu"), x) >= 38.0          # 42.5, 46.8, 42.1, 43.5 when shipped
+    assert _psnr(denoise(x, device="cpu"), x) >= 38.0          # 42.6, 46.8, 42.2, 43.5 (student of 2026-12-07)
 
 
 @pytest.mark.parametrize("rel", HELD)
 def test_light_white_noise_on_a_detailed_photo_is_reduced(rel):
     x = _photo(rel)
     y = add_noise(x, "white", 5.0, np.random.default_rng(11))
-    assert _psnr(denoise(y, device="cpu"), x) >= _psnr(y, x) + 1.0   # +3.4, +3.4, +1.5, +3.7 when shipped
+    assert _psnr(denoise(y, device="cpu"), x) >= _psnr(y, x) + 1.0   # +3.5, +3.6, +1.5, +3.5 (2026-12-07)
 
-
-@pytest.mark.parametrize("kind", ["cpu", "cuda", "mps"])
-def test_the_default_network_is_the_student_on_every_device(kind):
-    """Issue 32: the teacher's automatic paths smoothed detailed photos (Kodak24 kodim13 31.37 dB); the
-    student is the default on CUDA too (only the device's type is read: no GPU needed), the teacher when a
-    teacher option or --model teacher asks for it."""
-    import torch
-
-    from sdap_cli.config import InferenceConfig
-    from sdap_cli.inference.denoisers import choose_weights
-
-    dev = torch.device(kind)
-    assert choose_weights(None, InferenceConfig(), dev).model.role.one_pass
-    assert not choose_weights(None, InferenceConfig(model="teacher"), dev).model.role.one_pass
-    assert not choose_weights(None, InferenceConfig(pd=1), dev).model.role.one_pass

@@ -289,3 +289,17 @@ def test_a_conditional_student_exports_with_its_noise_input(tmp_path):
     export_torchscript(tmp_path / "c.pt", net)
     out = torch.jit.load(str(tmp_path / "c.pt"))(x, noise)
     assert out.shape == x.shape and not out.requires_grad
+
+
+@pytest.mark.parametrize("kind", ["cpu", "cuda", "mps"])
+def test_the_default_network_is_the_student_on_every_device(kind):
+    """Issue 32: the teacher's automatic paths smoothed detailed photos (Kodak24 kodim13 31.37 dB); the
+    student is the default on CUDA too (only the device's type is read: no GPU needed), the teacher when a
+    teacher option or --model teacher asks for it."""
+    from sdap_cli.config import InferenceConfig
+    from sdap_cli.inference.denoisers import choose_weights
+
+    dev = torch.device(kind)
+    assert choose_weights(None, InferenceConfig(), dev).model.role.one_pass
+    assert not choose_weights(None, InferenceConfig(model="teacher"), dev).model.role.one_pass
+    assert not choose_weights(None, InferenceConfig(pd=1), dev).model.role.one_pass
