@@ -46,9 +46,11 @@ def as_type(x: np.ndarray, dtype) -> np.ndarray:
 
 FP32 = {np.uint8: 1, np.uint16: 2, np.float32: 2e-5}
 """How far an fp32 runtime may be from torch fp32: float rounding (1 level at 8 bits, 2 at 16, 2e-5)."""
-BF16 = {np.uint8: 2, np.uint16: 400, np.float32: 0.006}
-"""How far OpenVINO's bf16 may be from torch's bf16 (today's CPU default): as far as torch bf16 is from torch
-fp32 on the same image (measured: 2 levels at 8 bits, 385 at 16 bits, 0.0058), bf16 rounding of the correction."""
+BF16 = {np.uint8: 4, np.uint16: 800, np.float32: 0.012}
+"""How far OpenVINO's bf16 may be from torch's bf16 (today's CPU default): each is about as far from torch fp32
+as bf16 rounding of the correction puts it (torch bf16: 2 levels at 8 bits, 390 at 16 bits, 0.0057 on this AMD
+EPYC), so the two may differ by twice that (measured here: 1, 176, 0.0029); other CPUs (AMX) round in other
+places. A wrong graph or runtime is off by tens of levels."""
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -66,7 +68,7 @@ def test_runtime_equals_torch(runtime, precision, dtype):
     ref = denoise(img, runtime="torch", precision="bf16" if bf16 else "fp32")
     assert np.abs(out.astype(np.float64) - ref).max() <= (BF16 if bf16 else FP32)[dtype]
     if dtype == np.uint8 and not bf16:          # and today's default (torch bf16) within its own rounding
-        assert np.abs(out.astype(int) - denoise(img)).max() <= BF16[dtype]
+        assert np.abs(out.astype(int) - denoise(img, runtime="torch")).max() <= BF16[dtype]
     if dtype == np.uint16:
         assert len(np.unique(out % 256)) > 200          # not 8-bit samples scaled up
 
