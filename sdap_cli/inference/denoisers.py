@@ -27,7 +27,7 @@ if TYPE_CHECKING:       # torch is imported where a torch network is built, not 
 
     from .denoiser import Denoiser
 
-__all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "choose_weights", "build_denoiser",
+__all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "teacher_options", "choose_weights", "build_denoiser",
            "denoise_image", "count_paths", "inference_device", "light_path_denoiser"]
 
 TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
@@ -41,6 +41,11 @@ def auto_active(inf: InferenceConfig) -> bool:
     return inf.auto and all(o == "model" and inf.model == "auto" for o in given)
 
 
+def teacher_options(inf: InferenceConfig) -> list[str]:
+    """The options of :data:`TEACHER_OPTIONS` given (on the command line or in a config) and set."""
+    return [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
+
+
 def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.device) -> LoadedWeights:
     """Load ``weights`` (checked against ``inf.model``) or the shipped network ``inf.model`` picks.
 
@@ -49,7 +54,7 @@ def choose_weights(weights: Path | None, inf: InferenceConfig, device: torch.dev
     teacher's paths were CUDA's default; the student beats them on every set measured, detailed clean
     photos most: Kodak24 worst 35.70 dB against 31.37.)
     """
-    teacher_opts = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
+    teacher_opts = teacher_options(inf)
     if weights is None:
         student = shipped_student_path()
         if inf.model == "student" and student is None:

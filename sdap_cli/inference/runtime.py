@@ -43,7 +43,7 @@ from ..io.atomic import atomic_write
 from ..method.roles import STUDENT
 from .adaptive import AdaptiveDenoiser
 from .checkpoints import shipped_student_path
-from .denoisers import TEACHER_OPTIONS, auto_active
+from .denoisers import auto_active, teacher_options
 from .noise import NoiseEstimate, measure_noise
 from .tiling import auto_tile, fit_tile, run_tiles, tile_margin, tile_shape
 
@@ -359,8 +359,7 @@ def runtime_refusal(inf: InferenceConfig, weights: Path | None) -> str | None:
         return "--runtime torch"
     if weights is not None:
         return "--weights: a file other than the shipped student"
-    teacher = [o for o in TEACHER_OPTIONS if o in inf.model_fields_set and getattr(inf, o)]
-    if inf.model == "teacher" or teacher:
+    if inf.model == "teacher" or teacher_options(inf):
         return "the teacher runs on torch"
     if inf.device not in ("auto", "cpu") or (inf.device == "auto" and _gpu_present()):
         return "a GPU: torch"
