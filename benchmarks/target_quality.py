@@ -4,6 +4,7 @@ the per-pixel mean and median of all of them.
 
     python benchmarks/target_quality.py NOISY_DIR CLEAN_DIR -t TEACHER [-t TEACHER2 ...] \
         [--targets teacher,phase3] [--refine e] [--threads N]
+    python benchmarks/target_quality.py NOISY_DIR CLEAN_DIR -t TEACHER --self-ensemble   # 1, 2, 4, 8 flips
 
 A student trained with the sum of L1 over K targets is pulled towards their per-pixel median; one trained
 on an ensemble target towards the teachers' mean. So these rows bound what each choice of targets can
@@ -23,7 +24,7 @@ from sdap_cli.evaluation.metrics import psnr_ssim
 from sdap_cli.inference.checkpoints import load_weights
 from sdap_cli.inference.denoiser import Denoiser
 from sdap_cli.inference.device import pick_precision
-from sdap_cli.training.distill import TARGETS, target_image
+from sdap_cli.training.distill import DIHEDRAL, TARGETS, target_image
 
 
 def main() -> None:
@@ -32,9 +33,13 @@ def main() -> None:
     ap.add_argument("clean", type=Path)
     ap.add_argument("-t", "--teacher", type=Path, action="append", required=True)
     ap.add_argument("--targets", default="teacher")
-    ap.add_argument("--refine", default="e")
+    ap.add_argument("--refine", default="e", help="comma list (e, r3, none): each a denoiser of each teacher")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--self-ensemble", action="store_true",
+                    help="score each teacher's self-ensemble of 1, 2, 4 and 8 flips and transposes (DIHEDRAL)")
     args = ap.parse_args()
+    if args.self_ensemble:
+        args.targets = ",".join(DIHEDRAL)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.targets.split(",")
@@ -43,21 +48,27 @@ def main() -> None:
         raise SystemExit(f"--targets: unknown {unknown}; choose from {[t for t in TARGETS if t != 'auto']}")
     precision = pick_precision("auto", torch.device("cpu"))
     dens = {}
+    refines = args.refine.split(",")
     for path in args.teacher:
         lw = load_weights(path)
-        dens[path.stem] = Denoiser(lw.model, input_scale=lw.input_scale, refine=args.refine, precision=precision)
+        for refine in refines:                                  # each (teacher, refine) is one denoiser
+            key = path.stem if len(refines) == 1 else f"{path.stem} {refine}"
+            dens[key] = Denoiser(lw.model, input_scale=lw.input_scale, refine=refine, precision=precision)
     rows: dict[str, list[tuple[float, float]]] = {}
     pairs = load_paired_folders(args.noisy, args.clean)          # paired by name, as sdap evaluate pairs them
     for name, y, ref in zip(pairs.names, pairs.noisy, pairs.clean):
         outs = {(t, n): target_image(d, n, y) for t, d in dens.items() for n in names}
         scored = {f"{t}: {n}": o for (t, n), o in outs.items()}
-        if len(dens) > 1:
-            scored.update({f"mean of the {len(dens)} teachers: {n}": np.mean([outs[t, n] for t in dens], 0)
+        if args.self_ensemble:                                 # running means: the self-ensemble of n
+            scored = {f"{t}: self-ensemble of {n}": np.mean([outs[t, k] for k in DIHEDRAL[:n]], 0)
+                      for t in dens for n in (1, 2, 4, 8)}
+        if len(dens) > 1 and not args.self_ensemble:
+            scored.update({f"mean of the {len(dens)} denoisers: {n}": np.mean([outs[t, n] for t in dens], 0)
                            for n in names})
         stack = np.stack(list(outs.values()))
-        if len(names) > 1:
+        if len(names) > 1 and not args.self_ensemble:
             scored[f"mean of all {len(outs)}"] = stack.mean(0)
-        if len(outs) > 2:
+        if len(outs) > 2 and not args.self_ensemble:
             scored[f"median of all {len(outs)}"] = np.median(stack, 0)
         for k, o in scored.items():
             rows.setdefault(k, []).append(psnr_ssim(o, ref))

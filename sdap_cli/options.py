@@ -228,7 +228,10 @@ TeacherRefineOpt = Annotated[Optional[str], _opt(help="How the teacher denoises:
 CacheOpt = Annotated[Optional[Path], _opt(help="Folder of cached teacher outputs.",
                      default=shown(_D, "cache", "RUN/teacher_cache"))]
 TargetsOpt = Annotated[Optional[str], _opt(help="Comma list of teacher outputs to learn, loss summed: teacher, "
-                       "phase1-3, hflip, vflip, rot90, auto.", default=shown(_D, "targets"))]
+                       "phase1-3, hflip, vflip, rot90, rot180, rot270, transpose, transverse, auto.",
+                       default=shown(_D, "targets"))]
+SelfEnsembleOpt = Annotated[Optional[int], _opt(help="Average the teacher's target over 1, 2, 4 or 8 flips and "
+                            "transposes (each one more cached teacher pass).", default=shown(_D, "self_ensemble"))]
 RechargeOpt = Annotated[Optional[float], _opt(help="Probability that a pixel of one random target takes the "
                         "noisy value.", default=shown(_D, "recharge"))]
 ConditionOpt = Annotated[Optional[bool], _opt("--condition/--no-condition", help="Train the noise-conditional "

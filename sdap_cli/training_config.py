@@ -117,8 +117,12 @@ class DistillConfig(LoopConfig):
     """More teachers (DBSNl files): each target is the per-pixel mean over ``teacher`` and these."""
     teacher_refine: RefineMode = "e"
     """How the teacher denoises the training images (its outputs are the targets)."""
-    targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "auto"]] = ["teacher"]
+    targets: list[Literal["teacher", "phase1", "phase2", "phase3", "hflip", "vflip", "rot90", "rot180", "rot270",
+                          "transpose", "transverse", "auto"]] = ["teacher"]
     """Teacher outputs the student learns, loss summed over them (training/distill.py TARGETS)."""
+    self_ensemble: Literal[1, 2, 4, 8] = 1
+    """The teacher's target averaged over this many of the 8 flips and transposes (training/distill.py
+    DIHEDRAL; 1: the teacher as it is). Each term is one more teacher pass, cached."""
     recharge: float = Field(0.0, ge=0.0, le=1.0)
     """Probability that a pixel of one random target takes the noisy value (APR-RD's recharge)."""
     cache: Optional[Path] = None
@@ -171,6 +175,8 @@ class DistillConfig(LoopConfig):
             raise ValueError(f"--target-blend {self.target_blend}: each share in [0, 1]")
         if not self.clean_scales or not all(0 < v <= 1 for v in self.clean_scales):
             raise ValueError(f"--clean-scales {self.clean_scales}: each scale in (0, 1]")
+        if self.self_ensemble > 1 and self.targets != ["teacher"]:
+            raise ValueError("--self-ensemble averages the teacher's one target: leave --targets")
         if self.condition and (self.targets != ["teacher"] or self.recharge):
             raise ValueError("--condition makes its own targets (one per image): leave --targets and --recharge")
         return self

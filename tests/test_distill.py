@@ -216,6 +216,40 @@ def test_multi_targets_are_cached_once_and_are_the_transformed_teacher(setup, tm
     assert not np.allclose(t[..., 0:3], t[..., 3:6], atol=1e-3)     # another PD phase: another target
 
 
+def test_the_eight_flips_and_transposes_are_the_symmetry_group_and_each_inverse_undoes_its_map():
+    from sdap_cli.training.distill import _FLIPS, DIHEDRAL
+    a = np.random.default_rng(0).random((5, 7, 3))
+    seen = {a.tobytes()}
+    for name in DIHEDRAL[1:]:
+        forward, back = _FLIPS[name]
+        assert np.array_equal(back(forward(a)), a), name
+        seen.add(np.ascontiguousarray(forward(a)).tobytes())
+    assert len(seen) == 8 and len(set(DIHEDRAL)) == 8
+
+
+def test_a_self_ensemble_is_the_mean_of_its_cached_terms_and_reuses_a_smaller_ones(setup, tmp_path):
+    from sdap_cli.training.distill import DIHEDRAL, target_image
+    tmp, teacher = setup
+    den = Denoiser(load_weights(teacher).model, refine="e")
+    files = sorted((tmp / "data").iterdir())
+    noisy, t2, computed = teacher_targets(den, "k", files, tmp_path / "c", self_ensemble=2)
+    assert computed == 2 * len(files)
+    noisy, t4, computed = teacher_targets(den, "k", files, tmp_path / "c", self_ensemble=4)
+    assert computed == 2 * len(files)                                   # the first two were cached
+    y = noisy[1]
+    terms = [target_image(den, name, y) for name in DIHEDRAL[:4]]
+    assert t4[1].shape == y.shape
+    np.testing.assert_allclose(t4[1], np.mean(terms, 0), atol=1e-3)
+    np.testing.assert_allclose(t2[1], np.mean(terms[:2], 0), atol=1e-3)
+    assert not np.allclose(terms[0], terms[1], atol=1e-3)              # the transpose is another output
+    with pytest.raises(ValueError):
+        teacher_targets(den, "k", files, tmp_path / "c", targets=("teacher", "hflip"), self_ensemble=2)
+    with pytest.raises(ValueError):
+        DistillConfig(self_ensemble=4, targets=["teacher", "hflip"])
+    with pytest.raises(ValueError):
+        DistillConfig(self_ensemble=3)
+
+
 def test_sum_of_l1_equals_a_loop_over_targets():
     torch.manual_seed(0)
     net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1))

@@ -56,16 +56,24 @@ from .trainer import autocast_context
 from .validation import load_validation_set, mean_scores, validate_student
 
 __all__ = ["distill", "teacher_targets", "ensemble_targets", "MeanDenoiser", "distill_loss", "recharge",
-           "target_image", "TARGETS", "validate_student", "mean_scores", "file_hash"]
+           "target_image", "self_ensemble_target", "TARGETS", "DIHEDRAL", "validate_student", "mean_scores", "file_hash"]
 
 # a target's name -> (transform of the input, its inverse on the output); phases are pad-and-crop shifts
 _FLIPS = {
     "hflip": (lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
     "vflip": (lambda a: a[::-1], lambda a: a[::-1]),
     "rot90": (lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1)),
+    "rot180": (lambda a: a[::-1, ::-1], lambda a: a[::-1, ::-1]),
+    "rot270": (lambda a: np.rot90(a, -1), lambda a: np.rot90(a, 1)),
+    "transpose": (lambda a: a.transpose(1, 0, 2), lambda a: a.transpose(1, 0, 2)),
+    "transverse": (lambda a: a[::-1, ::-1].transpose(1, 0, 2), lambda a: a.transpose(1, 0, 2)[::-1, ::-1]),
 }
 _PHASES = {"phase1": (0, 1), "phase2": (1, 0), "phase3": (1, 1)}
 TARGETS = ("teacher", *_PHASES, *_FLIPS, "auto")
+DIHEDRAL = ("teacher", "transpose", "hflip", "vflip", "rot180", "rot90", "rot270", "transverse")
+"""The eight flips and transposes of the square's symmetry group as targets, in the order
+``--self-ensemble N`` takes them (the first N): N = 2 adds the transpose, 4 the two flips and the half
+turn, 8 all of them."""
 
 
 def target_image(teacher: Denoiser, name: str, y: np.ndarray, adaptive=None) -> np.ndarray:
@@ -83,6 +91,17 @@ def target_image(teacher: Denoiser, name: str, y: np.ndarray, adaptive=None) -> 
         return np.ascontiguousarray(teacher.denoise(shifted)[dy:, dx:])
     forward, back = _FLIPS[name]
     return np.ascontiguousarray(back(teacher.denoise(np.ascontiguousarray(forward(y)))))
+
+
+def self_ensemble_target(target: Callable[[str], np.ndarray], n: int) -> np.ndarray:
+    r"""The teacher's self-ensemble of ``n`` (1, 2, 4 or 8) flips and transposes,
+    :math:`\bar T(y) = \frac{1}{n}\sum_{k<n} g_k^{-1}(T(g_k(y)))` with :math:`g_k` = ``DIHEDRAL[k]``;
+    ``target(name)`` gives each term (``target_image`` or a cached copy). float32, in [0, 1]."""
+    acc = None
+    for name in DIHEDRAL[:n]:
+        t = target(name).astype(np.float32)
+        acc = t if acc is None else acc + t
+    return acc / np.float32(n)
 
 
 def file_hash(path: str | os.PathLike) -> str:
@@ -110,28 +129,39 @@ def _cached_target(entry: Path, shape: tuple, compute: Callable[[], np.ndarray])
 
 def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cache_dir: Path, *,
                     targets: tuple[str, ...] = ("teacher",), adaptive=None,
-                    on_image: Callable[[int, int, Path, bool], None] | None = None
-                    ) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+                    on_image: Callable[[int, int, Path, bool], None] | None = None,
+                    self_ensemble: int = 1) -> tuple[list[np.ndarray], list[np.ndarray], int]:
     """Noisy images and their targets: float32 ``(H, W, 3)`` and ``(H, W, 3K)`` (the K ``targets`` of
-    TARGETS side by side), in [0, 1].
+    TARGETS side by side), in [0, 1]. With ``self_ensemble`` n > 1 the one target is the teacher's
+    self-ensemble (:func:`self_ensemble_target`; ``targets`` must be ('teacher',)).
 
     Each target is read from ``cache_dir/<stem>-<image hash>-<teacher_key>[-<target>].npy`` when
-    present (no suffix for 'teacher'), else computed and written there atomically.
+    present (no suffix for 'teacher'), else computed and written there atomically; a self-ensemble's
+    terms are cached each on its own, so a larger n reuses a smaller one's.
     ``on_image(i, n, path, was_cached)`` reports each image. Returns (noisy, targets, number of target
     images computed now).
     """
+    if self_ensemble > 1 and tuple(targets) != ("teacher",):
+        raise ValueError("a self-ensemble is one target: targets must be ('teacher',)")
     cache_dir.mkdir(parents=True, exist_ok=True)
     noisy, out, computed = [], [], 0
     for i, f in enumerate(files):
         y = images.read_image(f).rgb
         stem = f"{Path(f).stem}-{file_hash(f)[:16]}-{teacher_key}"
         ts, all_cached = [], True
-        for name in targets:
+
+        def cached(name: str) -> np.ndarray:
+            nonlocal computed, all_cached
             entry = cache_dir / (f"{stem}.npy" if name == "teacher" else f"{stem}-{name}.npy")
-            t, cached = _cached_target(entry, y.shape, lambda: target_image(teacher, name, y, adaptive))
-            ts.append(t)
-            computed += not cached
-            all_cached &= cached
+            t, was = _cached_target(entry, y.shape, lambda: target_image(teacher, name, y, adaptive))
+            computed += not was
+            all_cached &= was
+            return t
+
+        if self_ensemble > 1:
+            ts.append(self_ensemble_target(cached, self_ensemble))
+        for name in (targets if self_ensemble == 1 else ()):
+            ts.append(cached(name))
         noisy.append(y)
         out.append(ts[0] if len(ts) == 1 else np.concatenate(ts, axis=2))
         if on_image is not None:
@@ -202,7 +232,8 @@ def ensemble_targets(cfg: DistillConfig, env, files: list[Path], cache_dir: Path
         report = None if on_teacher is None else \
             (lambda i, n, f, c, j=j: on_teacher(j * n + i, len(paths) * n, f, c))
         noisy, out, c = teacher_targets(den, f"{sha[:12]}-{cfg.teacher_refine}-{env.precision}", files,
-                                        cache_dir, targets=tuple(cfg.targets), adaptive=adaptive, on_image=report)
+                                        cache_dir, targets=tuple(cfg.targets), adaptive=adaptive, on_image=report,
+                                        self_ensemble=cfg.self_ensemble)
         total = out if total is None else [a + b for a, b in zip(total, out)]
         computed += c
         dens.append(den)
@@ -212,21 +243,43 @@ def ensemble_targets(cfg: DistillConfig, env, files: list[Path], cache_dir: Path
     return noisy, total, computed, dens, facts
 
 
+def _widen(old: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
+    """``old`` (a convolution's weight ``(out, in, k, k)`` or bias) inside the wider ``init``: its channels
+    first, the new output channels as initialised, and every old output's weight on a new input zero."""
+    w = init.clone()
+    if old.dim() == 1:
+        w[:old.shape[0]] = old
+        return w
+    o, i = old.shape[:2]
+    w[:o, :i] = old
+    w[:o, i:] = 0
+    return w
+
+
 def _init_student(model: StudentUNet, path: Path) -> None:
     """Load a student's weights into ``model``, which computes exactly what that student computes:
 
     * an unconditioned student into a conditional one: the noise maps' input weights zero;
-    * a shallower student (same widths, at most as many residual blocks per level: ``--student-blocks``)
-      into a deeper one: its blocks first in each stage, each added block the identity (its second
-      convolution zero: :math:`h + 0`), so a capacity study starts from the same function.
+    * a shallower student (at most as many residual blocks per level: ``--student-blocks``) into a deeper
+      one: its blocks first in each stage, each added block the identity (its second convolution zero:
+      :math:`h + 0`);
+    * a narrower student (at most as many channels per level: ``--student-ch``) into a wider one: its
+      channels first in every layer, the new channels computed from random weights but read by no old
+      channel (every old output's weight on a new input is zero; the skips add, the up-samplings' shuffles
+      keep a channel's four cells together, so "first" holds in every layer), and the tail's weights on
+      them zero, so the output is the narrower student's until training moves them;
+
+    so a capacity study starts from the same function.
     """
     init = load_weights(path)
     mine, theirs = model.arch, init.model.arch
-    same = all(mine.get(k) == theirs.get(k) for k in ("in_ch", "ch"))
+    fits = mine.get("in_ch") == theirs.get("in_ch") and len(theirs.get("ch", ())) == len(mine["ch"]) and \
+        all(c0 <= c1 for c0, c1 in zip(theirs["ch"], mine["ch"]))
     deeper = len(theirs.get("blocks", ())) == len(mine["blocks"]) and \
         all(b0 <= b1 for b0, b1 in zip(theirs["blocks"], mine["blocks"]))
-    if init.model.kind != model.kind or not same or not deeper or init.model.cond_ch not in (0, model.cond_ch):
-        raise CheckpointError(f"{path}: not a student with the architecture {model.arch} (or fewer blocks)")
+    if init.model.kind != model.kind or not fits or not deeper or init.model.cond_ch not in (0, model.cond_ch):
+        raise CheckpointError(f"{path}: not a student with the architecture {model.arch} "
+                              "(or fewer channels or blocks)")
     sd = init.model.state_dict()
     if init.model.cond_ch != model.cond_ch:
         w = sd["head.weight"]
@@ -236,6 +289,8 @@ def _init_student(model: StudentUNet, path: Path) -> None:
     for k, v in own.items():
         if k not in sd:                                  # an added block: as initialised, its last conv zero
             sd[k] = torch.zeros_like(v) if k.split(".")[-2] == "2" and ".body." in k else v
+        elif sd[k].shape != v.shape:                     # a wider layer
+            sd[k] = _widen(sd[k].to(v.dtype), v)
     model.load_state_dict(sd)
 
 
@@ -318,6 +373,7 @@ def distill(cfg: DistillConfig, *, resume: bool = False,
 
     summary = {"images": len(files), "onepass": onepass, "teacher": {**facts[0], "refine": cfg.teacher_refine, "val": teacher_val,
                                                    "targets": list(cfg.targets), "recharge": cfg.recharge,
+                                                   "self_ensemble": cfg.self_ensemble,
                                                    "ensemble": facts[1:]},
                "teacher_outputs_computed": computed}
     recipe = Recipe(model, data, loss,

@@ -206,9 +206,34 @@ def test_a_deeper_student_starts_as_the_shallower_one(tmp_path):
     with torch.no_grad():
         assert torch.equal(same(y, c), deep(y, c))
         assert deep.mid[2].body[2].weight.abs().sum() == 0 and deep.mid[2].body[0].weight.abs().sum() > 0
-    for arch in (dict(ch=(8, 8, 16), blocks=(1, 1, 1)), dict(ch=(8, 8, 8), blocks=(1, 1, 0))):
+    for arch in (dict(ch=(8, 8, 4), blocks=(1, 1, 1)), dict(ch=(8, 8, 8), blocks=(1, 1, 0))):
         with pytest.raises(CheckpointError):
             _init_student(StudentUNet(cond_ch=COND_CH, **arch), tmp_path / "s.safetensors")
+
+
+def test_a_wider_student_starts_as_the_narrower_one(tmp_path):
+    """--init of a student with fewer channels per level (issue 35's width arms): the new channels are
+    computed but read by no old channel, so the wider (and deeper) network computes what the file computes,
+    and a training step moves it (the new weights are not dead)."""
+    from sdap_cli.inference.checkpoints import save_weights
+    from sdap_cli.training.distill import _init_student
+    torch.manual_seed(0)
+    small = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH)
+    for p in small.parameters():
+        p.data.normal_(0, 0.1)
+    save_weights(tmp_path / "s.safetensors", small)                # (stored at half precision)
+    same = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH)
+    wide = StudentUNet(ch=(12, 16, 24), blocks=(1, 2, 2), cond_ch=COND_CH)
+    _init_student(same, tmp_path / "s.safetensors")
+    _init_student(wide, tmp_path / "s.safetensors")
+    y, c = torch.rand(1, 3, 32, 32), torch.rand(1, COND_CH, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(y, c), same(y, c), rtol=0, atol=1e-6)
+        assert wide.head.weight[8:].abs().sum() > 0                 # new channels are computed
+        assert wide.tail.weight[:, 8:].abs().sum() == 0             # and read by nothing yet
+    out = wide(y, c)
+    (out - y).abs().mean().backward()
+    assert wide.tail.weight.grad[:, 8:].abs().sum() > 0             # ... until a step moves them
 
 
 def test_recolour_permutes_the_channels_and_raises_the_saturation():
