@@ -105,7 +105,8 @@ def main() -> None:
     sets = {w: photos(a.data, w) for w in a.sets.split(",")}
     names = {"held": f"held out ({len(sets.get('held', []))})", "trained": f"trained on ({len(sets.get('trained', []))})",
              "kodak": "Kodak24 (24)"}
-    dens = [(Path(s).name, denoiser(s)) for s in students]
+    files = [Path(s).name for s in students]                       # a file's name, or its folder's where names repeat
+    dens = [(n if files.count(n) == 1 else f"{Path(s).parent.name}/{n}", denoiser(s)) for n, s in zip(files, students)]
     if a.teacher:
         dens.append(("teacher paths (CUDA default)", teacher_default()))
     rows = {}
