@@ -83,11 +83,17 @@ def clean_row(den, xs: list[np.ndarray]) -> str:
     return f"{np.mean(finite):.2f} / worst {min(finite):.2f} ({len(ps) - len(finite)} identical)"
 
 
+def white_noisy(x: np.ndarray, std: float, i: int) -> np.ndarray:
+    """``x`` in [0, 1] with white Gaussian noise of ``std`` (0-255 scale), seeded by photo number ``i`` and
+    ``std``, rounded to 8 bits: float32 in [0, 1]."""
+    rng = np.random.default_rng([7, i, int(std * 10)])
+    return (np.clip(np.rint((x + rng.normal(0, std / 255, x.shape)) * 255), 0, 255) / 255).astype(np.float32)
+
+
 def white_row(den, xs: list[np.ndarray], std: float) -> str:
     gains, ins, outs = [], [], []
     for i, x in enumerate(xs):
-        rng = np.random.default_rng([7, i, int(std * 10)])
-        y = (np.clip(np.rint((x + rng.normal(0, std / 255, x.shape)) * 255), 0, 255) / 255).astype(np.float32)
+        y = white_noisy(x, std, i)
         p_in, p_out = psnr_ssim(y, x, "sdap")[0], psnr_ssim(run(den, y), x, "sdap")[0]
         ins.append(p_in)
         outs.append(p_out)

@@ -58,18 +58,19 @@ def main() -> None:
     pairs = load_paired_folders(args.noisy, args.clean)          # paired by name, as sdap evaluate pairs them
     for name, y, ref in zip(pairs.names, pairs.noisy, pairs.clean):
         outs = {(t, n): target_image(d, n, y) for t, d in dens.items() for n in names}
-        scored = {f"{t}: {n}": o for (t, n), o in outs.items()}
         if args.self_ensemble:                                 # running means: the self-ensemble of n
             scored = {f"{t}: self-ensemble of {n}": np.mean([outs[t, k] for k in DIHEDRAL[:n]], 0)
                       for t in dens for n in (1, 2, 4, 8)}
-        if len(dens) > 1 and not args.self_ensemble:
-            scored.update({f"mean of the {len(dens)} denoisers: {n}": np.mean([outs[t, n] for t in dens], 0)
-                           for n in names})
-        stack = np.stack(list(outs.values()))
-        if len(names) > 1 and not args.self_ensemble:
-            scored[f"mean of all {len(outs)}"] = stack.mean(0)
-        if len(outs) > 2 and not args.self_ensemble:
-            scored[f"median of all {len(outs)}"] = np.median(stack, 0)
+        else:
+            scored = {f"{t}: {n}": o for (t, n), o in outs.items()}
+            if len(dens) > 1:
+                scored.update({f"mean of the {len(dens)} denoisers: {n}": np.mean([outs[t, n] for t in dens], 0)
+                               for n in names})
+            stack = np.stack(list(outs.values()))
+            if len(names) > 1:
+                scored[f"mean of all {len(outs)}"] = stack.mean(0)
+            if len(outs) > 2:
+                scored[f"median of all {len(outs)}"] = np.median(stack, 0)
         for k, o in scored.items():
             rows.setdefault(k, []).append(psnr_ssim(o, ref))
         print(f"{name}: " + ", ".join(f"{k} {v[-1][0]:.2f}" for k, v in rows.items()), flush=True)

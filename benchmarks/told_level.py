@@ -3,7 +3,7 @@
     python benchmarks/told_level.py [--data ../shared/data] [--student FILE] [--stds 15,25] \
         [--factors 0.7,1,1.3] [--photos Kodak24/kodim17.png,...] [--threads 2]
 
-White Gaussian noise of each std S (seeded per photo, rounded to 8 bits) on clean detailed photos (by default
+White Gaussian noise of each std S (``onepass_table.white_noisy``: seeded per photo, rounded to 8 bits) on clean detailed photos (by default
 the 8 Kodak24 photos the one-pass training holds out). The student runs once on the whole photo (cropped to a
 multiple of 8) with the maps ``sdap denoise`` tells it (``measure_noise(y).condition(y)``), and once per
 factor f with the maps of a flat level f x S and no correlation (the truth at f = 1). Mean output PSNR (SDAP
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from onepass_table import white_noisy  # beside this script (benchmarks/)
 
 from sdap_cli.evaluation.metrics import psnr_ssim
 from sdap_cli.inference.checkpoints import load_weights
@@ -51,8 +52,7 @@ def main() -> None:
         x = read_image(a.data / "clean_photos" / name).rgb
         x = x[:x.shape[0] // 8 * 8, :x.shape[1] // 8 * 8]
         for s in (float(v) for v in a.stds.split(",")):
-            rng = np.random.default_rng([7, i, int(s * 10)])
-            y = (np.clip(np.rint((x + rng.normal(0, s / 255, x.shape)) * 255), 0, 255) / 255).astype(np.float32)
+            y = white_noisy(x, s, i)
             est = measure_noise(y)
             rows.setdefault(f"white {s:g}: input", []).append(psnr_ssim(y, x, "sdap")[0])
             rows.setdefault(f"white {s:g}: told the reading", []).append(

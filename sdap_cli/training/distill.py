@@ -148,7 +148,7 @@ def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cach
     for i, f in enumerate(files):
         y = images.read_image(f).rgb
         stem = f"{Path(f).stem}-{file_hash(f)[:16]}-{teacher_key}"
-        ts, all_cached = [], True
+        all_cached = True
 
         def cached(name: str) -> np.ndarray:
             nonlocal computed, all_cached
@@ -158,10 +158,7 @@ def teacher_targets(teacher: Denoiser, teacher_key: str, files: list[Path], cach
             all_cached &= was
             return t
 
-        if self_ensemble > 1:
-            ts.append(self_ensemble_target(cached, self_ensemble))
-        for name in (targets if self_ensemble == 1 else ()):
-            ts.append(cached(name))
+        ts = [self_ensemble_target(cached, self_ensemble)] if self_ensemble > 1 else [cached(n) for n in targets]
         noisy.append(y)
         out.append(ts[0] if len(ts) == 1 else np.concatenate(ts, axis=2))
         if on_image is not None:
@@ -259,7 +256,8 @@ def _widen(old: torch.Tensor, init: torch.Tensor) -> torch.Tensor:
 def _init_student(model: StudentUNet, path: Path) -> None:
     """Load a student's weights into ``model``, which computes exactly what that student computes:
 
-    * an unconditioned student into a conditional one: the noise maps' input weights zero;
+    * an unconditioned student into a conditional one: the noise maps' input weights zero (the maps come
+      after the image in the head's input, so this is the widening below);
     * a shallower student (at most as many residual blocks per level: ``--student-blocks``) into a deeper
       one: its blocks first in each stage, each added block the identity (its second convolution zero:
       :math:`h + 0`);
@@ -281,15 +279,10 @@ def _init_student(model: StudentUNet, path: Path) -> None:
         raise CheckpointError(f"{path}: not a student with the architecture {model.arch} "
                               "(or fewer channels or blocks)")
     sd = init.model.state_dict()
-    if init.model.cond_ch != model.cond_ch:
-        w = sd["head.weight"]
-        extra = torch.zeros(w.shape[0], model.head.weight.shape[1] - w.shape[1], *w.shape[2:], dtype=w.dtype)
-        sd["head.weight"] = torch.cat([w, extra], dim=1)
-    own = model.state_dict()
-    for k, v in own.items():
+    for k, v in model.state_dict().items():
         if k not in sd:                                  # an added block: as initialised, its last conv zero
             sd[k] = torch.zeros_like(v) if k.split(".")[-2] == "2" and ".body." in k else v
-        elif sd[k].shape != v.shape:                     # a wider layer
+        elif sd[k].shape != v.shape:                     # a wider layer, or the head given the noise maps
             sd[k] = _widen(sd[k].to(v.dtype), v)
     model.load_state_dict(sd)
 
