@@ -18,15 +18,18 @@ from sdap_cli.method.dbsnl import DBSNl
 
 @contextmanager
 def loaded_script(path: Path, name: str):
-    """Import the script at ``path`` as module ``name`` for the duration of the block."""
+    """Import the script at ``path`` as module ``name`` for the duration of the block (its folder on
+    ``sys.path`` meanwhile, for the modules it imports from beside it)."""
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
+    sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(mod)
         yield mod
     finally:
         sys.modules.pop(name, None)
+        sys.path.remove(str(path.parent))
 
 
 def tiny_weights(path: Path, base_ch: int = 8, num_module: int = 1) -> Path:

@@ -24,12 +24,8 @@ SCRIPT = REPO / "benchmarks" / "heavy_noise_study.py"
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(SCRIPT.parent))                     # it imports onepass_table from beside it
-    try:
-        with loaded_script(SCRIPT, "sdap_heavy_noise_study") as mod:
-            yield mod
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    with loaded_script(SCRIPT, "sdap_heavy_noise_study") as mod:
+        yield mod
 
 
 def test_arms_are_measured_once_and_tabled_and_plotted(study, tmp_path, monkeypatch, capsys):

@@ -20,12 +20,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "told_level.py"
 
 @pytest.fixture(scope="module")
 def told():
-    sys.path.insert(0, str(SCRIPT.parent))                     # it imports onepass_table from beside it
-    try:
-        with loaded_script(SCRIPT, "sdap_told_level") as mod:
-            yield mod
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    with loaded_script(SCRIPT, "sdap_told_level") as mod:
+        yield mod
 
 
 def test_a_run_prints_each_factor_and_the_factors_change_the_output(told, tmp_path, monkeypatch, capsys):
