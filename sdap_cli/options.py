@@ -241,6 +241,8 @@ CleanPhotosOpt = Annotated[Optional[list[str]], _opt("--clean", help="Folder or 
                            "targets of themselves and of their synthetic noisy versions.", default="none")]
 SyntheticOpt = Annotated[Optional[int], _opt(help="Synthetic noisy versions per clean photo.",
                          default=shown(_D, "synthetic"))]
+FreshNoiseOpt = Annotated[Optional[bool], _opt("--fresh-noise/--fixed-noise", help="Draw the clean photos' noise "
+                          "anew for every crop instead of --synthetic fixed versions.", default=shown(_D, "fresh_noise"))]
 SyntheticLevelsOpt = Annotated[Optional[str], _opt(help="LOW,HIGH: range of the synthetic noise's std in 8-bit "
                                "levels (log-uniform).", default=shown(_D, "synthetic_levels"))]
 SyntheticShareOpt = Annotated[Optional[float], _opt(help="Fraction of the training crops drawn from the clean "

@@ -144,6 +144,10 @@ class DistillConfig(LoopConfig):
     """Folders or files of clean photos: each is a target of itself and of ``synthetic`` noisy versions."""
     synthetic: int = Field(4, ge=0)
     """Noisy versions of each clean photo (training/synthetic.py: white, signal, box, pd2, bayer)."""
+    fresh_noise: bool = False
+    """Draw each clean photo's noise anew for every crop (kind, level and noise; told the whole photo's reading
+    at that level, interpolated: training/synthetic.py ``FreshNoise``) instead of ``synthetic`` fixed versions;
+    a crop is then clean in 1 of ``synthetic + 1``."""
     synthetic_levels: tuple[float, float] = (1.0, 12.0)
     """Range of the synthetic noise's std (8-bit levels), drawn log-uniformly."""
     synthetic_share: float = Field(1 / 3, gt=0.0, lt=1.0)
@@ -168,6 +172,8 @@ class DistillConfig(LoopConfig):
             raise ValueError("--clean trains the noise-conditional student: add --condition")
         if self.recolour and not self.clean:
             raise ValueError("--recolour recolours the clean photos: add --clean")
+        if self.fresh_noise and not (self.clean and self.synthetic):
+            raise ValueError("--fresh-noise draws the clean photos' noise: add --clean and --synthetic >= 1")
         lo, hi = self.synthetic_levels
         if not 0 < lo <= hi:
             raise ValueError(f"--synthetic-levels {lo:g},{hi:g}: give 0 < low <= high")

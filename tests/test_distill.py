@@ -385,3 +385,20 @@ def test_distill_condition_trains_a_conditional_student_on_every_kind_of_target(
     assert r.exit_code == 2 and "--condition" in r.output
     r = CliRunner().invoke(app, ["distill", "--data", str(tmp / "data"), "--recolour", "1"])
     assert r.exit_code == 2 and "--clean" in r.output and "Traceback" not in r.output
+
+
+def test_distill_fresh_noise_draws_the_clean_photos_noise_per_crop(setup):
+    tmp, teacher = setup
+    write_png(tmp / "clean" / "c.png", noisy_rgb(48, 48, seed=5))
+    args = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--light-teacher", str(teacher),
+            "--condition", "--clean", str(tmp / "clean"), "--synthetic", "2", "--fresh-noise",
+            "--cache", str(tmp / "cache"), "-n", "3", "--out", str(tmp / "fresh"),
+            "--init", str(tiny_student(tmp / "s.safetensors"))] + TINY
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    facts = load_weights(tmp / "fresh" / "last.safetensors").metadata["training"]["onepass"]
+    assert facts["fresh_noise"] is True and facts["clean_entries"] == 1          # one source, not 1 + 2 entries
+    bad = list(args)
+    bad[bad.index("--synthetic") + 1] = "0"
+    r = CliRunner().invoke(app, bad)
+    assert r.exit_code == 2 and "--fresh-noise" in r.output and "Traceback" not in r.output

@@ -42,7 +42,8 @@ class NoisyCrops(torch.utils.data.Dataset):
     Index ``s * batch + i`` is sample i of step s; its image, position and augmentation come from
     ``np.random.default_rng([seed, s, i])``. Images smaller than the patch are reflect-padded.
     Decoded images are cached in memory when they fit in ``cache_bytes``; otherwise each worker
-    decodes on demand.
+    decodes on demand. An entry of ``arrays`` with a ``sample(rng, patch)`` method (``synthetic.FreshNoise``)
+    draws its own crop from the same ``rng``; the flips and the transpose follow as for any crop.
     """
 
     def __init__(self, files: list[Path], patch: int, batch: int, seed: int = 0,
@@ -67,10 +68,7 @@ class NoisyCrops(torch.utils.data.Dataset):
     def image(self, k: int) -> np.ndarray:
         return self.cache[k] if self.cache is not None else _load_uint(self.files[k])
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        step, i = divmod(int(index), self.batch)
-        rng = np.random.default_rng([self.seed, step, i])
-        im = self.image(int(rng.integers(len(self.files))))
+    def _crop(self, im: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         P = self.patch
         h, w = im.shape[:2]
         if h < P or w < P:
@@ -78,7 +76,13 @@ class NoisyCrops(torch.utils.data.Dataset):
                         else "edge")
             h, w = im.shape[:2]
         y0, x0 = int(rng.integers(h - P + 1)), int(rng.integers(w - P + 1))
-        crop = im[y0:y0 + P, x0:x0 + P]
+        return im[y0:y0 + P, x0:x0 + P]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        step, i = divmod(int(index), self.batch)
+        rng = np.random.default_rng([self.seed, step, i])
+        im = self.image(int(rng.integers(len(self.files))))
+        crop = im.sample(rng, self.patch) if hasattr(im, "sample") else self._crop(im, rng)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         if rng.random() < 0.5:

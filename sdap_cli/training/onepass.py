@@ -37,7 +37,7 @@ from ..inference.noise import NoiseEstimate, measure_noise
 from ..io import images
 from ..io.samples import to_unit
 from ..io.folders import find_images
-from .synthetic import LEVELS, noisy_versions, recolour, rescale
+from .synthetic import LEVELS, FreshNoise, noisy_versions, recolour, rescale
 
 __all__ = ["SYNTHETIC_SHARE", "path_target", "onepass_entries", "synthetic_entries", "synthetic_repeat", "mix_repeats"]
 
@@ -85,14 +85,17 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
 
 
 def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int = 0,
-                      levels: tuple[float, float] = LEVELS, scales: tuple[float, ...] = (1.0,)) -> list[np.ndarray]:
+                      levels: tuple[float, float] = LEVELS, scales: tuple[float, ...] = (1.0,),
+                      fresh: bool = False) -> list[np.ndarray | FreshNoise]:
     """Entries of the clean photos under ``clean`` (folders searched recursively, or files): each photo
     at each of ``scales`` (``synthetic.rescale``) as its own target, then its ``versions`` noisy versions
     (levels log-uniform in ``levels``) with it as their target; then as many for each of its ``recolours``
     recoloured copies (``synthetic.recolour``, drawn from ``default_rng([seed, i, 1000 + r])``). The maps
     each entry carries are measured on its own input, as ``sdap denoise`` measures them: on a detailed
     clean photo the reading takes some texture for noise, and the entry teaches the student to keep that
-    texture at the level it is told."""
+    texture at the level it is told. With ``fresh`` each photo (at each scale, each recoloured copy) is one
+    ``synthetic.FreshNoise`` source instead, clean in 1 of ``versions + 1`` crops as the fixed set is, its
+    noise drawn anew for every crop."""
     out = []
     for i, f in enumerate(p for c in clean for p in find_images(c)):
         x0 = images.read_image(f).rgb
@@ -100,8 +103,11 @@ def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int
             xs = x0 if scale == 1 else rescale(to_unit(x0), scale)
             for r in range(recolours + 1):
                 x = xs if r == 0 else recolour(xs, np.random.default_rng([seed, i, 1000 + r]))
-                out.append(_entry(x, x))
                 index = i + 1000 * r + 100000 * k
+                if fresh:
+                    out.append(FreshNoise(to_unit(x), seed, index, levels, clean_share=1 / (versions + 1)))
+                    continue
+                out.append(_entry(x, x))
                 out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, index, levels)]
     return out
 

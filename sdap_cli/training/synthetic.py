@@ -27,6 +27,21 @@ saturation gain drawn uniformly in ``SATURATION``; the noise is added after, so 
 Levels are drawn log-uniformly in ``LEVELS`` (by default 1-12 levels: from barely visible to the SIDD
 blocks' lightest; ``sdap distill --synthetic-levels``), one kind and level per noisy version, from ``np.random.default_rng([seed, image, version])``
 so a set is the same on every run.
+
+Fixed versions show each photo under a few noise draws only (4 by default: one or two of each kind over the
+whole run). :class:`FreshNoise` (``sdap distill --fresh-noise``) draws the kind, the level and the noise anew
+for every crop. What the student is told must still be what ``sdap denoise`` would read on the *whole*
+noisy photo (a crop of grass reads higher than a photo with sky in it), and reading a whole photo per crop
+costs ten times a training step; so each photo is read once without noise and once per kind at
+``FRESH_GRID`` levels spread log-evenly over the range, and a crop at level :math:`s` between grid levels
+:math:`s_0 < s < s_1` is told the reading interpolated in variance (noise and texture add there):
+
+.. math::
+    \hat\sigma^2(s) = (1 - t)\,\hat\sigma^2(s_0) + t\,\hat\sigma^2(s_1), \qquad
+    t = \frac{s^2 - s_0^2}{s_1^2 - s_0^2},
+
+per channel and brightness bin, and each correlation :math:`\hat\rho` as the same mix weighted by the
+variances (:math:`\hat\rho\hat\sigma^2` interpolates like :math:`\hat\sigma^2`).
 """
 
 from __future__ import annotations
@@ -34,13 +49,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["KINDS", "LEVELS", "SATURATION", "add_noise", "noisy_versions", "recolour", "rescale"]
+from ..inference.noise import COND_CH, NoiseEstimate, measure_noise
+
+__all__ = ["KINDS", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "noisy_versions", "recolour",
+           "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
 LEVELS = (1.0, 12.0)
 SATURATION = (1.0, 1.8)
 _PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 _PD2 = np.outer([0.25, 1.0, 0.25], [0.25, 1.0, 0.25])
+FRESH_GRID = 4               # noisy readings per kind of a FreshNoise photo, log-evenly over its levels
+_MARGIN = 2                  # clean pixels drawn around a fresh crop, so filtered noise has no border
 
 
 def _filtered(rng: np.random.Generator, shape: tuple[int, int, int], kernel: np.ndarray) -> np.ndarray:
@@ -128,3 +148,68 @@ def rescale(clean: np.ndarray, scale: float) -> np.ndarray:
     h, w = clean.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(np.asarray(clean, np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def _mix(a: NoiseEstimate, b: NoiseEstimate, t: float) -> NoiseEstimate:
+    """The reading a fraction ``t`` of the way from ``a`` to ``b`` in variance (module docstring)."""
+    va, vb = np.square(np.asarray(a.nlf, np.float64)), np.square(np.asarray(b.nlf, np.float64))
+    v = (1 - t) * va + t * vb
+    wa, wb = (1 - t) * va.mean(), t * vb.mean()
+    rho = [(wa * ra + wb * rb) / max(wa + wb, 1e-12) for ra, rb in ((a.rho1, b.rho1), (a.rho2, b.rho2))]
+    ch = [float(np.sqrt((1 - t) * x * x + t * y * y)) for x, y in zip(a.sigma_channels, b.sigma_channels)]
+    return NoiseEstimate(float(np.sqrt((1 - t) * a.sigma ** 2 + t * b.sigma ** 2)), ch, np.sqrt(v), float(rho[0]),
+                         float(rho[1]), a.pixels)
+
+
+class FreshNoise:
+    """One clean photo whose noisy versions are drawn anew for every crop (module docstring).
+
+    A crop is clean with probability ``clean_share``, otherwise it gets noise of a kind drawn from ``KINDS``
+    and a level drawn log-uniformly in ``levels``; it is told the photo's reading at that kind and level
+    (interpolated between the readings made here). ``shape`` is that of the entries it stands for.
+
+    Args:
+        clean: ``(H, W, 3)`` float32 in [0, 1].
+        seed, index: the noise of the readings made here comes from ``default_rng([seed, index, kind, j])``.
+    """
+
+    def __init__(self, clean: np.ndarray, seed: int, index: int, levels: tuple[float, float] = LEVELS,
+                 clean_share: float = 0.2) -> None:
+        self.levels, self.clean_share = (float(levels[0]), float(levels[1])), float(clean_share)
+        h, w = clean.shape[:2]
+        self.shape = (h, w, 6 + COND_CH)
+        self.grid = np.geomspace(levels[0], levels[1], FRESH_GRID) if levels[1] > levels[0] else np.array(levels[:1])
+        self.base = measure_noise(clean)
+        self.readings = {k: [measure_noise(add_noise(clean, k, float(s), np.random.default_rng([seed, index, i, j])))
+                             for j, s in enumerate(self.grid)] for i, k in enumerate(KINDS)}
+        self._clean = np.pad(clean.astype(np.float32), ((_MARGIN, _MARGIN), (_MARGIN, _MARGIN), (0, 0)),
+                             mode="reflect" if min(h, w) > _MARGIN else "edge")
+
+    def reading(self, kind: str, level: float) -> NoiseEstimate:
+        """What the photo with noise of ``kind`` at std ``level`` reads (0: the clean photo's own reading),
+        interpolated in variance between the readings made; beyond the last grid level, that level's."""
+        points = [(0.0, self.base)] + list(zip(self.grid.tolist(), self.readings[kind]))
+        for (s0, a), (s1, b) in zip(points, points[1:]):
+            if level <= s1:
+                return _mix(a, b, (level * level - s0 * s0) / max(s1 * s1 - s0 * s0, 1e-12))
+        return points[-1][1]
+
+    def sample(self, rng: np.random.Generator, patch: int) -> np.ndarray:
+        """A ``patch`` x ``patch`` crop at a place drawn from ``rng``, with fresh noise: ``(P, P, 6 + COND_CH)``
+        float32 = cat([noisy, clean, told maps]); a photo smaller than the patch is reflect-padded first."""
+        m = _MARGIN
+        x = self._clean
+        h, w = x.shape[0] - 2 * m, x.shape[1] - 2 * m
+        if h < patch or w < patch:
+            x = np.pad(x, ((0, max(patch - h, 0)), (0, max(patch - w, 0)), (0, 0)), mode="reflect")
+            h, w = x.shape[0] - 2 * m, x.shape[1] - 2 * m
+        y0, x0 = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
+        c = x[y0:y0 + patch + 2 * m, x0:x0 + patch + 2 * m]
+        if rng.random() < self.clean_share:
+            y, est = c, self.base
+        else:
+            kind = KINDS[int(rng.integers(len(KINDS)))]
+            level = float(np.exp(rng.uniform(np.log(self.levels[0]), np.log(self.levels[1]))))
+            y, est = add_noise(c, kind, level, rng), self.reading(kind, level)
+        y, c = y[m:m + patch, m:m + patch], c[m:m + patch, m:m + patch]
+        return np.concatenate([y, c, est.condition(y)], axis=2)
