@@ -13,7 +13,9 @@ issue's set). For each student (as the CPU default runs it: ``onepass_table.deno
   mean and worst;
 * white 5: noise of std 5 added (seeded per photo, rounded to 8 bits): mean input and output PSNR, the
   worst image's gain, and how many come out below their input;
-* white 15 / 25 and 3x3-box-correlated 15: mean output PSNR.
+* white 15 / 25 and 3x3-box-correlated 15: mean output PSNR;
+* gray 15: the photo's gray copy (``synthetic.gray_copy``, read as RGB: three equal channels) with white noise
+  of std 15 equal in the three channels, as a noisy gray image is read: mean output PSNR against the gray copy.
 
 PSNR is the SDAP convention (8-bit, whole image). Each row is printed as it is measured, then the table.
 """
@@ -35,7 +37,7 @@ from sdap_cli.inference.checkpoints import load_weights
 from sdap_cli.inference.denoisers import build_denoiser
 from sdap_cli.io.images import read_image
 from sdap_cli.io.samples import to_unit
-from sdap_cli.training.synthetic import add_noise
+from sdap_cli.training.synthetic import add_noise, gray_copy
 
 # Held out of the one-pass training (the rest of clean_photos/ was trained on): paths under clean_photos/
 HELD_OUT = tuple(f"Kodak24/kodim{i:02d}.png" for i in range(17, 25)) + tuple(
@@ -85,6 +87,15 @@ def level_row(den, xs, kind: str, std: float) -> str:
     return f"{np.mean([psnr(run(den, noisy(x, i, kind, std)), x) for i, x in enumerate(xs)]):.2f}"
 
 
+def gray_row(den, xs, std: float = 15) -> str:
+    ps = []
+    for i, x in enumerate(xs):
+        g = gray_copy(x)
+        y = np.repeat(noisy(g, i, "white", std)[..., :1], 3, axis=2)
+        ps.append(psnr(run(den, y), g))
+    return f"{np.mean(ps):.2f}"
+
+
 def teacher_default():
     """The CUDA default's automatic paths (the shipped teacher) on the CPU, fp32."""
     loaded = load_weights(str(Path(__file__).resolve().parents[1] / "weights" / "sdap_default.safetensors"))
@@ -117,7 +128,7 @@ def main() -> None:
             if not label.startswith("teacher"):
                 measures |= {"white 15": lambda: level_row(den, xs, "white", 15),
                              "white 25": lambda: level_row(den, xs, "white", 25),
-                             "box 15": lambda: level_row(den, xs, "box", 15)}
+                             "box 15": lambda: level_row(den, xs, "box", 15), "gray 15": lambda: gray_row(den, xs)}
             for k, m in measures.items():
                 rows[label][f"{names[w]}: {k}"] = m()
                 print(f"{label} | {names[w]}: {k} | {rows[label][f'{names[w]}: {k}']}", flush=True)

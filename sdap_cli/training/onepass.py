@@ -95,7 +95,8 @@ def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int
     clean photo the reading takes some texture for noise, and the entry teaches the student to keep that
     texture at the level it is told. With ``fresh`` each photo (at each scale, each recoloured copy) is one
     ``synthetic.FreshNoise`` source instead, clean in 1 of ``versions + 1`` crops as the fixed set is, its
-    noise drawn anew for every crop."""
+    noise drawn anew for every crop; and each photo at the first of ``scales`` gets one more source, its gray
+    copy with noise equal in the three channels (``FreshNoise(gray=True)``: gray photos are read as RGB)."""
     out = []
     for i, f in enumerate(p for c in clean for p in find_images(c)):
         x0 = images.read_image(f).rgb
@@ -106,6 +107,9 @@ def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int
                 index = i + 1000 * r + 100000 * k
                 if fresh:
                     out.append(FreshNoise(to_unit(x), seed, index, levels, clean_share=1 / (versions + 1)))
+                    if r == recolours and k == 0:            # and, at the first scale, its gray copy
+                        out.append(FreshNoise(to_unit(xs), seed, i + 500000, levels,
+                                              clean_share=1 / (versions + 1), gray=True))
                     continue
                 out.append(_entry(x, x))
                 out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, index, levels)]

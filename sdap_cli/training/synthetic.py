@@ -51,8 +51,8 @@ import numpy as np
 
 from ..inference.noise import COND_CH, NoiseEstimate, measure_noise
 
-__all__ = ["KINDS", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "noisy_versions", "recolour",
-           "rescale"]
+__all__ = ["KINDS", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "gray_copy", "noisy_versions",
+           "recolour", "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
 LEVELS = (1.0, 12.0)
@@ -150,6 +150,16 @@ def rescale(clean: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(np.asarray(clean, np.float32), size, interpolation=cv2.INTER_AREA)
 
 
+def gray_copy(clean: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float32: the luma :math:`0.299 R + 0.587 G + 0.114 B` in all three channels.
+
+        >>> [round(float(v), 3) for v in gray_copy(np.array([[[1.0, 0.0, 0.0]]], np.float32))[0, 0]]
+        [0.299, 0.299, 0.299]
+    """
+    luma = np.asarray(clean, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(luma[..., None], 3, axis=2)
+
+
 def _mix(a: NoiseEstimate, b: NoiseEstimate, t: float) -> NoiseEstimate:
     """The reading a fraction ``t`` of the way from ``a`` to ``b`` in variance (module docstring)."""
     va, vb = np.square(np.asarray(a.nlf, np.float64)), np.square(np.asarray(b.nlf, np.float64))
@@ -171,19 +181,30 @@ class FreshNoise:
     Args:
         clean: ``(H, W, 3)`` float32 in [0, 1].
         seed, index: the noise of the readings made here comes from ``default_rng([seed, index, kind, j])``.
+        gray: use the photo's gray copy (:func:`gray_copy`), with noise the same in all three channels: a gray
+            image is read as three equal channels, and its noise is equal in them too (colour noise alone
+            teaches a student that what all channels share is structure, and it leaves a gray photo's noise).
     """
 
     def __init__(self, clean: np.ndarray, seed: int, index: int, levels: tuple[float, float] = LEVELS,
-                 clean_share: float = 0.2) -> None:
-        self.levels, self.clean_share = (float(levels[0]), float(levels[1])), float(clean_share)
+                 clean_share: float = 0.2, gray: bool = False) -> None:
+        self.levels, self.clean_share, self.gray = (float(levels[0]), float(levels[1])), float(clean_share), gray
+        if gray:
+            clean = gray_copy(clean)
         h, w = clean.shape[:2]
         self.shape = (h, w, 6 + COND_CH)
         self.grid = np.geomspace(levels[0], levels[1], FRESH_GRID) if levels[1] > levels[0] else np.array(levels[:1])
         self.base = measure_noise(clean)
-        self.readings = {k: [measure_noise(add_noise(clean, k, float(s), np.random.default_rng([seed, index, i, j])))
+        self.readings = {k: [measure_noise(self._noisy(clean, k, float(s), np.random.default_rng([seed, index, i, j])))
                              for j, s in enumerate(self.grid)] for i, k in enumerate(KINDS)}
         self._clean = np.pad(clean.astype(np.float32), ((_MARGIN, _MARGIN), (_MARGIN, _MARGIN), (0, 0)),
                              mode="reflect" if min(h, w) > _MARGIN else "edge")
+
+    def _noisy(self, clean: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
+        """:func:`add_noise`; on a gray photo its first channel in all three (noise the same in each, as a
+        gray image's is when it is read as RGB)."""
+        y = add_noise(clean, kind, level, rng)
+        return np.repeat(y[..., :1], 3, axis=2) if self.gray else y
 
     def reading(self, kind: str, level: float) -> NoiseEstimate:
         """What the photo with noise of ``kind`` at std ``level`` reads (0: the clean photo's own reading),
@@ -210,6 +231,6 @@ class FreshNoise:
         else:
             kind = KINDS[int(rng.integers(len(KINDS)))]
             level = float(np.exp(rng.uniform(np.log(self.levels[0]), np.log(self.levels[1]))))
-            y, est = add_noise(c, kind, level, rng), self.reading(kind, level)
+            y, est = self._noisy(c, kind, level, rng), self.reading(kind, level)
         y, c = y[m:m + patch, m:m + patch], c[m:m + patch, m:m + patch]
         return np.concatenate([y, c, est.condition(y)], axis=2)

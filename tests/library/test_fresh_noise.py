@@ -68,8 +68,8 @@ def test_fresh_entries_replace_the_fixed_versions_and_crop_through_noisy_crops(t
     cv2.imwrite(str(tmp_path / "c.png"), noisy_rgb(40, 48, seed=1))            # smaller than the patch below
     fixed = synthetic_entries([str(tmp_path)], 3, seed=0, recolours=1)
     fresh = synthetic_entries([str(tmp_path)], 3, seed=0, recolours=1, fresh=True)
-    assert len(fixed) == 2 * 4 and len(fresh) == 2 and all(isinstance(f, FreshNoise) for f in fresh)
-    assert all(f.clean_share == 0.25 for f in fresh)
+    assert len(fixed) == 2 * 4 and len(fresh) == 3 and all(isinstance(f, FreshNoise) for f in fresh)
+    assert all(f.clean_share == 0.25 for f in fresh) and [f.gray for f in fresh] == [False, False, True]
     assert np.allclose(fresh[0]._clean[2:-2, 2:-2], fixed[0][..., 3:6].astype(np.float32), atol=1e-3)
     data = NoisyCrops([], 64, 4, seed=1, arrays=fresh)
     a, b = data[7], data[7]
@@ -85,3 +85,16 @@ def test_add_noise_on_a_crop_with_margin_is_unbiased_at_its_border():
         n = (add_noise(x, "box", 20.0, np.random.default_rng(k)) - 0.5)[2:-2, 2:-2]
         rs.append((n[0, :-1] * n[0, 1:]).mean() / (n[0] * n[0]).mean())
     assert abs(np.mean(rs) - 2 / 3) < 0.05
+
+
+def test_a_gray_source_is_the_photos_luma_with_noise_equal_in_its_channels(photo):
+    src = FreshNoise(photo, seed=0, index=0, levels=(5.0, 20.0), clean_share=0.0, gray=True)
+    luma = photo @ np.array([0.299, 0.587, 0.114], np.float32)
+    for k in range(6):
+        c = src.sample(np.random.default_rng(k), 32)
+        noisy, target = c[..., :3], c[..., 3:6]
+        assert np.array_equal(noisy[..., 0], noisy[..., 1]) and np.array_equal(noisy[..., 0], noisy[..., 2])
+        assert np.array_equal(target[..., 0], target[..., 2]) and not np.array_equal(noisy, target)
+        assert any(np.allclose(luma[y:y + 32, x:x + 32], target[..., 0], atol=1e-6)
+                   for y in range(96 - 31) for x in range(80 - 31))
+    assert src.readings["white"][-1].sigma > 10                           # read on the gray noisy photo
