@@ -94,8 +94,8 @@ class TrainConfig(LoopConfig):
 class StudentConfig(StrictModel):
     """StudentUNet architecture: widths and residual blocks of its three levels (1/2, 1/4, 1/8)."""
 
-    ch: tuple[int, int, int] = (32, 64, 128)
-    """Channels per level."""
+    ch: tuple[int, int, int] = (40, 64, 128)
+    """Channels per level (the shipped student's; (32, 64, 128) before 2026-12-07: 1.15-1.25x faster)."""
     blocks: tuple[int, int, int] = (1, 1, 2)
     """Residual blocks per level (encoder and decoder each)."""
 

@@ -397,7 +397,7 @@ def test_distill_fresh_noise_draws_the_clean_photos_noise_per_crop(setup):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     facts = load_weights(tmp / "fresh" / "last.safetensors").metadata["training"]["onepass"]
-    assert facts["fresh_noise"] is True and facts["clean_entries"] == 1          # one source, not 1 + 2 entries
+    assert facts["fresh_noise"] is True and facts["clean_entries"] == 2   # the photo and its gray copy, not 1 + 2 entries
     bad = list(args)
     bad[bad.index("--synthetic") + 1] = "0"
     r = CliRunner().invoke(app, bad)
