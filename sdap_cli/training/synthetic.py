@@ -199,6 +199,7 @@ class FreshNoise:
                              for j, s in enumerate(self.grid)] for i, k in enumerate(KINDS)}
         self._clean = np.pad(clean.astype(np.float32), ((_MARGIN, _MARGIN), (_MARGIN, _MARGIN), (0, 0)),
                              mode="reflect" if min(h, w) > _MARGIN else "edge")
+        self._padded: dict[int, np.ndarray] = {}
 
     def _noisy(self, clean: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
         """:func:`add_noise`; on a gray photo its first channel in all three (noise the same in each, as a
@@ -215,15 +216,21 @@ class FreshNoise:
                 return _mix(a, b, (level * level - s0 * s0) / max(s1 * s1 - s0 * s0, 1e-12))
         return points[-1][1]
 
+    def _fitted(self, patch: int) -> np.ndarray:
+        """The margined photo reflect-padded to at least ``patch`` on each side, padded once per patch size
+        (not on every crop)."""
+        if patch not in self._padded:
+            h, w = (n - 2 * _MARGIN for n in self._clean.shape[:2])
+            self._padded[patch] = np.pad(self._clean, ((0, max(patch - h, 0)), (0, max(patch - w, 0)), (0, 0)),
+                                         mode="reflect") if h < patch or w < patch else self._clean
+        return self._padded[patch]
+
     def sample(self, rng: np.random.Generator, patch: int) -> np.ndarray:
         """A ``patch`` x ``patch`` crop at a place drawn from ``rng``, with fresh noise: ``(P, P, 6 + COND_CH)``
         float32 = cat([noisy, clean, told maps]); a photo smaller than the patch is reflect-padded first."""
         m = _MARGIN
-        x = self._clean
+        x = self._fitted(patch)
         h, w = x.shape[0] - 2 * m, x.shape[1] - 2 * m
-        if h < patch or w < patch:
-            x = np.pad(x, ((0, max(patch - h, 0)), (0, max(patch - w, 0)), (0, 0)), mode="reflect")
-            h, w = x.shape[0] - 2 * m, x.shape[1] - 2 * m
         y0, x0 = int(rng.integers(h - patch + 1)), int(rng.integers(w - patch + 1))
         c = x[y0:y0 + patch + 2 * m, x0:x0 + patch + 2 * m]
         if rng.random() < self.clean_share:
