@@ -237,7 +237,7 @@ def distill(
     recharge: o.RechargeOpt = None, condition: o.ConditionOpt = None, clean: o.CleanPhotosOpt = None, synthetic: o.SyntheticOpt = None,
     recolour: o.RecolourOpt = None, light_teacher: o.LightTeacherOpt = None, fresh_noise: o.FreshNoiseOpt = None,
     synthetic_levels: o.SyntheticLevelsOpt = None, synthetic_share: o.SyntheticShareOpt = None,
-    clean_scales: o.CleanScalesOpt = None, target_blend: o.TargetBlendOpt = None,
+    clean_scales: o.CleanScalesOpt = None, target_blend: o.TargetBlendOpt = None, synthetic_kinds: o.SyntheticKindsOpt = None,
     resume: o.ResumeOpt = False, iterations: o.iterations_opt(DistillConfig) = None,
     batch: o.batch_opt(DistillConfig) = None, patch: o.patch_opt(DistillConfig, "multiple of 8") = None,
     lr: o.lr_opt(DistillConfig) = None, schedule: o.schedule_opt(DistillConfig) = None,
@@ -260,7 +260,7 @@ def distill(
     with boundary() as run:
         flags = dict(data=data, teacher=teacher, teacher_refine=teacher_refine, out=out, cache=cache,
                      recharge=recharge, targets=targets.split(",") if targets else None, ensemble=ensemble,
-                     self_ensemble=self_ensemble, fresh_noise=fresh_noise,
+                     self_ensemble=self_ensemble, fresh_noise=fresh_noise, synthetic_kinds=synthetic_kinds,
                      condition=condition, clean=clean, synthetic=synthetic, recolour=recolour,
                      light_teacher=light_teacher, synthetic_share=synthetic_share,
                      synthetic_levels=_floats(synthetic_levels, "synthetic-levels", 2),

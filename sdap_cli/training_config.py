@@ -148,6 +148,9 @@ class DistillConfig(LoopConfig):
     """Draw each clean photo's noise anew for every crop (kind, level and noise; told the whole photo's reading
     at that level, interpolated: training/synthetic.py ``FreshNoise``) instead of ``synthetic`` fixed versions;
     a crop is then clean in 1 of ``synthetic + 1``."""
+    synthetic_kinds: Optional[dict[Literal["white", "signal", "box", "pd2", "bayer"], float]] = None
+    """With ``fresh_noise``: relative weights of the noise kinds drawn (training/synthetic.py ``KINDS``; a kind
+    left out is not drawn); None: all equal."""
     synthetic_levels: tuple[float, float] = (1.0, 12.0)
     """Range of the synthetic noise's std (8-bit levels), drawn log-uniformly."""
     synthetic_share: float = Field(1 / 3, gt=0.0, lt=1.0)
@@ -166,6 +169,25 @@ class DistillConfig(LoopConfig):
     light_teacher: Optional[Path] = None
     """The network of the light path's targets (PD-1 + blend); None: the shipped teacher."""
 
+    @field_validator("synthetic_kinds", mode="before")
+    @classmethod
+    def _kinds_text(cls, v):
+        """'white=2,box=1.5' (the command line's form) -> {'white': 2.0, 'box': 1.5}."""
+        if not isinstance(v, str):
+            return v
+        try:
+            return {k.strip(): float(w) for k, w in (part.split("=") for part in v.split(","))}
+        except ValueError:
+            raise ValueError(f"--synthetic-kinds {v!r}: give kind=weight pairs separated by commas, "
+                             "e.g. white=2,box=1") from None
+
+    @field_validator("synthetic_kinds")
+    @classmethod
+    def _kinds_weighed(cls, v):
+        if v is not None and (any(w < 0 for w in v.values()) or not sum(v.values()) > 0):
+            raise ValueError(f"--synthetic-kinds {v}: weights >= 0, not all 0")
+        return v
+
     @model_validator(mode="after")
     def _one_pass(self) -> "DistillConfig":
         if self.clean and not self.condition:
@@ -174,6 +196,9 @@ class DistillConfig(LoopConfig):
             raise ValueError("--recolour recolours the clean photos: add --clean")
         if self.fresh_noise and not (self.clean and self.synthetic):
             raise ValueError("--fresh-noise draws the clean photos' noise: add --clean and --synthetic >= 1")
+        if self.synthetic_kinds is not None:
+            if not self.fresh_noise:
+                raise ValueError("--synthetic-kinds weighs the kinds of --fresh-noise: add --fresh-noise")
         lo, hi = self.synthetic_levels
         if not 0 < lo <= hi:
             raise ValueError(f"--synthetic-levels {lo:g},{hi:g}: give 0 < low <= high")

@@ -49,9 +49,9 @@ def test_denoise_reports_the_decision_and_no_auto_is_the_fixed_path(tmp_path, li
     assert 4 < noise["sigma"] < 6 and abs(noise["rho1"]) < 0.2
     assert f"one-pass path: noise {noise['sigma']:.1f}, rho1" in r.stderr    # the per-file line (no TTY here)
     assert "auto: " in r.stderr
-    from sdap_cli.inference.adaptive import ONEPASS_BLEND
-    blend = d["files"][0]["network"]["blend"]              # light noise: the one pass is Wiener-blended
-    assert 0 < blend <= ONEPASS_BLEND[0] and ONEPASS_BLEND[1] < noise["sigma"] < ONEPASS_BLEND[2]
+    from sdap_cli.inference.adaptive import ONEPASS_BLEND_LIGHT
+    blend = d["files"][0]["network"]["blend"]              # light (white) noise: the one pass is Wiener-blended
+    assert 0 < blend <= ONEPASS_BLEND_LIGHT[0] and noise["sigma"] < ONEPASS_BLEND_LIGHT[2]
     r = invoke("denoise", src, "-o", tmp_path / "fixed", "--json", "--no-auto", "--precision", "fp32")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)

@@ -319,8 +319,8 @@ def test_summary_and_json_name_the_network_that_ran(tmp_path):
     assert Path(light["network"].pop("weights")).name == "sdap_student.safetensors"
     told = light["network"].pop("told")
     assert told["rho1"] == light["noise"]["rho1"] and len(told["sigma_channels"]) == 3
-    from sdap_cli.inference.adaptive import ONEPASS_BLEND
-    a, lo, hi = ONEPASS_BLEND                                  # light noise: the one pass is blended
+    from sdap_cli.inference.adaptive import ONEPASS_BLEND_LIGHT
+    a, lo, hi = ONEPASS_BLEND_LIGHT                            # light (white) noise: the one pass is blended
     want = round(a * min(1.0, max(0.0, (hi - light["noise"]["sigma"]) / (hi - lo))), 4)
     assert abs(light["network"].pop("blend") - want) <= 0.002 and want > 0
     assert light["network"] == {"model": "student", "pd": 1, "refine": "none", "strength": 1.0}

@@ -398,6 +398,18 @@ def test_distill_fresh_noise_draws_the_clean_photos_noise_per_crop(setup):
     assert r.exit_code == 0, r.output
     facts = load_weights(tmp / "fresh" / "last.safetensors").metadata["training"]["onepass"]
     assert facts["fresh_noise"] is True and facts["clean_entries"] == 2   # the photo and its gray copy, not 1 + 2 entries
+    assert facts["synthetic_kinds"] is None
+    weighed = list(args) + ["--synthetic-kinds", "white=2,box=1"]
+    weighed[weighed.index("--out") + 1] = str(tmp / "k")
+    r = CliRunner().invoke(app, weighed)
+    assert r.exit_code == 0, r.output
+    assert load_weights(tmp / "k" / "last.safetensors").metadata["training"]["onepass"]["synthetic_kinds"] == {
+        "white": 2.0, "box": 1.0}
+    for kinds in ("white=2,gauss=1", "white:2"):
+        r = CliRunner().invoke(app, args + ["--synthetic-kinds", kinds])
+        assert r.exit_code == 2 and "--synthetic-kinds" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, [a for a in args if a != "--fresh-noise"] + ["--synthetic-kinds", "white=1"])
+    assert r.exit_code == 2 and "--fresh-noise" in r.output
     bad = list(args)
     bad[bad.index("--synthetic") + 1] = "0"
     r = CliRunner().invoke(app, bad)

@@ -18,8 +18,8 @@ from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.inference.denoisers import build_denoiser, choose_weights
 from sdap_cli.inference.export import (ExportPipeline, OnePassPipeline, export_onnx, export_torchscript, onnx_bytes,
                                        pipeline, standalone_pipeline)
-from sdap_cli.inference.graph_noise import NoiseMeter
-from sdap_cli.inference.noise import COND_CH, measure_noise
+from sdap_cli.inference.graph_noise import NoiseMeter, blend_amount
+from sdap_cli.inference.noise import BINS, COND_CH, NoiseEstimate, measure_noise
 from sdap_cli.method.dbsnl import DBSNl
 from sdap_cli.method.student import StudentUNet
 from tests.conftest import REPO, shared_data
@@ -149,6 +149,17 @@ def noisy_photos(per_set: int = 2) -> list[tuple[str, np.ndarray]]:
 
 
 @pytest.mark.slow
+def test_the_graphs_blend_amount_is_the_one_pass_paths_on_either_kind_of_noise():
+    from sdap_cli.inference.adaptive import onepass_blend_weight
+    cases = [(s, r1, r2) for s in (0.5, 2.0, 4.0, 5.0, 6.5, 8.0, 9.0, 10.5, 12.0, 30.0)
+             for r1, r2 in ((0.0, 0.0), (0.1, -0.3), (0.4, 0.05), (0.45, 0.2), (0.7, 0.4))]
+    want = [onepass_blend_weight(NoiseEstimate(s, [s] * 3, np.full((3, BINS), s), r1, r2, 1000)) for s, r1, r2 in cases]
+    t = lambda i: torch.tensor([c[i] for c in cases], dtype=torch.float32)  # noqa: E731
+    got = blend_amount(t(0), torch.ones(len(cases), dtype=torch.bool), t(1), t(2))
+    assert np.allclose(got.numpy(), want, atol=1e-6) and len(set(np.round(want, 3))) > 5
+    assert float(blend_amount(t(0), torch.zeros(len(cases), dtype=torch.bool), t(1), t(2)).abs().max()) == 0.0
+
+
 def test_noise_meter_equals_measure_noise_on_real_photos():
     meter = NoiseMeter()
     for name, rgb in noisy_photos(3):

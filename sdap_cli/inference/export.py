@@ -140,7 +140,7 @@ class OnePassPipeline(ExportPipeline):
         cond = condition_maps(yp, nlf, rho1, rho2)
         out = self.net(yp * self.scale, cond) / self.scale if self.scale != 1.0 else self.net(yp, cond)
         x = out[:, :, :h, :w].clamp(0.0, 1.0)
-        x = wiener_blend(y, x, sigma_map(x, nlf), blend_amount(sigma, measured))
+        x = wiener_blend(y, x, sigma_map(x, nlf), blend_amount(sigma, measured, rho1, rho2))
         clean = (measured & (sigma < SIGMA_CLEAN)).view(-1, 1, 1, 1)
         return torch.where(clean, y, x)
 

@@ -305,10 +305,11 @@ def _onepass_pairs(cfg: DistillConfig, env, files: list[Path], noisy: list[np.nd
 
     real, paths = onepass_entries(noisy, heavy, light_den, light_cache, tuple(cfg.target_blend))
     syn = synthetic_entries(cfg.clean, cfg.synthetic, cfg.seed, cfg.recolour, tuple(cfg.synthetic_levels),
-                            tuple(cfg.clean_scales), cfg.fresh_noise) if cfg.clean else []
+                            tuple(cfg.clean_scales), cfg.fresh_noise, cfg.synthetic_kinds) if cfg.clean else []
     real_times, repeat = mix_repeats(len(real), len(syn), cfg.synthetic_share)
     facts = {"paths": paths, "light_teacher": {"file": light.path.name, "sha256": light_sha},
              "clean_entries": len(syn), "synthetic_per_clean": cfg.synthetic, "fresh_noise": cfg.fresh_noise,
+             "synthetic_kinds": cfg.synthetic_kinds,
              "recolour": cfg.recolour, "target_blend": list(cfg.target_blend), "repeat": repeat, "real_repeat": real_times}
     return real * real_times + syn * repeat, facts
 

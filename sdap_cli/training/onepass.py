@@ -86,7 +86,7 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
 
 def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int = 0,
                       levels: tuple[float, float] = LEVELS, scales: tuple[float, ...] = (1.0,),
-                      fresh: bool = False) -> list[np.ndarray | FreshNoise]:
+                      fresh: bool = False, kinds: dict[str, float] | None = None) -> list[np.ndarray | FreshNoise]:
     """Entries of the clean photos under ``clean`` (folders searched recursively, or files): each photo
     at each of ``scales`` (``synthetic.rescale``) as its own target, then its ``versions`` noisy versions
     (levels log-uniform in ``levels``) with it as their target; then as many for each of its ``recolours``
@@ -96,7 +96,8 @@ def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int
     texture at the level it is told. With ``fresh`` each photo (at each scale, each recoloured copy) is one
     ``synthetic.FreshNoise`` source instead, clean in 1 of ``versions + 1`` crops as the fixed set is, its
     noise drawn anew for every crop; and each photo at the first of ``scales`` gets one more source, its gray
-    copy with noise equal in the three channels (``FreshNoise(gray=True)``: gray photos are read as RGB)."""
+    copy with noise equal in the three channels (``FreshNoise(gray=True)``: gray photos are read as RGB).
+    ``kinds``: the fresh noise's kind weights (``synthetic.kind_weights``; None: all equal)."""
     out = []
     for i, f in enumerate(p for c in clean for p in find_images(c)):
         x0 = images.read_image(f).rgb
@@ -106,10 +107,10 @@ def synthetic_entries(clean: list[str], versions: int, seed: int, recolours: int
                 x = xs if r == 0 else recolour(xs, np.random.default_rng([seed, i, 1000 + r]))
                 index = i + 1000 * r + 100000 * k
                 if fresh:
-                    out.append(FreshNoise(to_unit(x), seed, index, levels, clean_share=1 / (versions + 1)))
+                    out.append(FreshNoise(to_unit(x), seed, index, levels, clean_share=1 / (versions + 1), kinds=kinds))
                     if r == recolours and k == 0:            # and, at the first scale, its gray copy
                         out.append(FreshNoise(to_unit(xs), seed, i + 500000, levels,
-                                              clean_share=1 / (versions + 1), gray=True))
+                                              clean_share=1 / (versions + 1), gray=True, kinds=kinds))
                     continue
                 out.append(_entry(x, x))
                 out += [_entry(y, x) for y, _, _ in noisy_versions(x, versions, seed, index, levels)]

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..inference.noise import COND_CH, NoiseEstimate, measure_noise
 
-__all__ = ["KINDS", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "gray_copy", "noisy_versions",
+__all__ = ["KINDS", "kind_weights", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "gray_copy", "noisy_versions",
            "recolour", "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
@@ -171,6 +171,22 @@ def _mix(a: NoiseEstimate, b: NoiseEstimate, t: float) -> NoiseEstimate:
                          float(rho[1]), a.pixels)
 
 
+def kind_weights(kinds: dict[str, float] | None) -> np.ndarray | None:
+    """The probability of each of ``KINDS`` from relative weights (a kind left out: 0); None: all equal
+    (drawn as ``rng.integers``, so a recipe without weights draws what it drew before).
+
+        >>> kind_weights({"white": 3, "box": 1}).tolist()
+        [0.75, 0.0, 0.25, 0.0, 0.0]
+    """
+    if kinds is None:
+        return None
+    bad = sorted(set(kinds) - set(KINDS))
+    if bad or any(v < 0 for v in kinds.values()) or not sum(kinds.values()) > 0:
+        raise ValueError(f"noise kind weights {kinds}: kinds from {KINDS}, weights >= 0, not all 0")
+    w = np.array([float(kinds.get(k, 0.0)) for k in KINDS])
+    return w / w.sum()
+
+
 class FreshNoise:
     """One clean photo whose noisy versions are drawn anew for every crop (module docstring).
 
@@ -184,11 +200,13 @@ class FreshNoise:
         gray: use the photo's gray copy (:func:`gray_copy`), with noise the same in all three channels: a gray
             image is read as three equal channels, and its noise is equal in them too (colour noise alone
             teaches a student that what all channels share is structure, and it leaves a gray photo's noise).
+        kinds: relative weights of the noise kinds drawn (:func:`kind_weights`); None: all equal.
     """
 
     def __init__(self, clean: np.ndarray, seed: int, index: int, levels: tuple[float, float] = LEVELS,
-                 clean_share: float = 0.2, gray: bool = False) -> None:
+                 clean_share: float = 0.2, gray: bool = False, kinds: dict[str, float] | None = None) -> None:
         self.levels, self.clean_share, self.gray = (float(levels[0]), float(levels[1])), float(clean_share), gray
+        self.kind_p = kind_weights(kinds)
         if gray:
             clean = gray_copy(clean)
         h, w = clean.shape[:2]
@@ -236,7 +254,8 @@ class FreshNoise:
         if rng.random() < self.clean_share:
             y, est = c, self.base
         else:
-            kind = KINDS[int(rng.integers(len(KINDS)))]
+            kind = KINDS[int(rng.integers(len(KINDS)))] if self.kind_p is None else KINDS[int(rng.choice(
+                len(KINDS), p=self.kind_p))]
             level = float(np.exp(rng.uniform(np.log(self.levels[0]), np.log(self.levels[1]))))
             y, est = self._noisy(c, kind, level, rng), self.reading(kind, level)
         y, c = y[m:m + patch, m:m + patch], c[m:m + patch, m:m + patch]

@@ -7,7 +7,7 @@ import pytest
 from sdap_cli.inference.noise import COND_CH, measure_noise
 from sdap_cli.training.datasets import NoisyCrops
 from sdap_cli.training.onepass import synthetic_entries
-from sdap_cli.training.synthetic import FRESH_GRID, KINDS, FreshNoise, add_noise
+from sdap_cli.training.synthetic import FRESH_GRID, KINDS, FreshNoise, add_noise, kind_weights
 from tests.helpers import noisy_rgb
 
 
@@ -61,6 +61,24 @@ def test_each_crop_gets_new_noise_on_its_clean_target_and_the_maps_of_its_readin
         assert told.min() > 0.5                                                 # the reading of a noisy crop
     resids = [np.round((c[..., :3] - c[..., 3:6]) * 255, 3).tobytes() for c in noisy]
     assert len(set(resids)) == len(resids)                                      # never the same draw twice
+
+
+def test_kind_weights_draw_only_the_kinds_weighed(photo):
+    from typing import get_args
+    from sdap_cli.training_config import DistillConfig
+    key = get_args(get_args(DistillConfig.model_fields["synthetic_kinds"].annotation)[0])[0]
+    assert get_args(key) == KINDS                                              # the config takes exactly these
+    assert kind_weights(None) is None
+    assert kind_weights({"white": 3, "box": 1}).tolist() == [0.75, 0.0, 0.25, 0.0, 0.0]
+    for bad in ({"gauss": 1}, {"white": -1}, {"white": 0}):
+        with pytest.raises(ValueError, match="kind"):
+            kind_weights(bad)
+    told_rho1 = {}
+    for kind in ("white", "box"):
+        src = FreshNoise(photo, seed=0, index=0, levels=(8.0, 20.0), clean_share=0.0, kinds={kind: 1.0})
+        crops = [src.sample(np.random.default_rng(k), 32) for k in range(12)]
+        told_rho1[kind] = [float(c[0, 0, 6 + 3]) for c in crops]                 # maps: 3 levels, rho1, rho2
+    assert max(told_rho1["white"]) < 0.4 < 0.6 < min(told_rho1["box"])          # box noise reads correlated
 
 
 def test_fresh_entries_replace_the_fixed_versions_and_crop_through_noisy_crops(tmp_path):

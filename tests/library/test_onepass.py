@@ -80,14 +80,17 @@ def test_auto_with_a_conditional_student_takes_one_pass_and_reports_what_it_was_
     assert decision.path == "clean" and decision.network is None
 
 
-def test_the_one_pass_output_is_blended_below_level_6_fully_from_3():
-    from sdap_cli.inference.adaptive import ONEPASS_BLEND, onepass_blend_weight
+def test_the_one_pass_output_is_blended_below_level_6_fully_from_3_and_further_on_light_noise():
+    from sdap_cli.inference.adaptive import ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, onepass_blend_weight
 
-    def est(sigma):
-        return NoiseEstimate(sigma, [sigma] * 3, np.full((3, BINS), sigma), 0.1, 0.0, 1000)
+    def est(sigma, rho1, rho2=0.0):
+        return NoiseEstimate(sigma, [sigma] * 3, np.full((3, BINS), sigma), rho1, rho2, 1000)
 
-    a, lo, hi = ONEPASS_BLEND
-    assert [onepass_blend_weight(est(s)) for s in (1.0, lo, (lo + hi) / 2, hi, 20.0)] == [a, a, a / 2, 0.0, 0.0]
+    for ramp, rhos in ((ONEPASS_BLEND, (0.4, 0.0)), (ONEPASS_BLEND_LIGHT, (0.1, 0.0)), (ONEPASS_BLEND_LIGHT, (0.5, 0.3))):
+        a, lo, hi = ramp                                   # heavy-path noise (phone-like), white, correlated past PD-2
+        got = [onepass_blend_weight(est(s, *rhos)) for s in (1.0, lo, (lo + hi) / 2, hi, 20.0)]
+        assert got == [a, a, a / 2, 0.0, 0.0], (ramp, rhos, got)
+    assert ONEPASS_BLEND_LIGHT[2] > ONEPASS_BLEND[2] and onepass_blend_weight(est(7.0, 0.4)) == 0.0 < onepass_blend_weight(est(7.0, 0.1))
     rng = np.random.default_rng(3)
     x = np.broadcast_to(np.linspace(0.2, 0.8, 112, dtype=np.float32)[None, :, None], (96, 112, 3))
     y = np.clip(x + rng.normal(0, 2.5 / 255, x.shape), 0, 1).astype(np.float32)    # light white noise
