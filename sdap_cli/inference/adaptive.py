@@ -57,7 +57,7 @@ from ..io.samples import copy_samples
 from ..method.roles import TEACHER
 from .noise import NoiseEstimate, measure_noise
 
-__all__ = ["PATHS", "choose_path", "wiener_blend", "blend_step", "heavy_blend_weight", "onepass_blend_weight",
+__all__ = ["PATHS", "choose_path", "reads_heavy", "wiener_blend", "blend_step", "heavy_blend_weight", "onepass_blend_weight",
            "ONEPASS_BLEND", "ONEPASS_BLEND_LIGHT", "onepass_blend_ramp", "AdaptiveDenoiser", "Decision", "lowfreq_correct", "lowfreq_step", "chain_steps",
            "LOWFREQ_SIGMA", "LOWFREQ_RADIUS", "LOWFREQ_K", "LOWFREQ_EXCESS",
            "RHO1_WHITE", "RHO2_PD2", "SIGMA_CLEAN", "SIGMA_HEAVY", "BETA", "WINDOW"]
@@ -81,15 +81,23 @@ BETA = 1.5
 WINDOW = 7
 
 
+def reads_heavy(rho1, rho2):
+    """Noise correlated between neighbours but not 2 pixels apart (``rho1 >= RHO1_WHITE`` and ``rho2 < RHO2_PD2``):
+    the heavy path's noise. Floats or tensors (the exported graphs decide per image with it too).
+
+        >>> reads_heavy(0.4, 0.05), reads_heavy(0.1, 0.0)
+        (True, False)
+    """
+    return (rho1 >= RHO1_WHITE) & (rho2 < RHO2_PD2)
+
+
 def choose_path(est: NoiseEstimate) -> str:
     """'clean', 'heavy' or 'light' for a measured image (module docstring)."""
     if est.pixels == 0:
         return "heavy"
     if est.sigma < SIGMA_CLEAN:
         return "clean"
-    if est.rho1 >= RHO1_WHITE and est.rho2 < RHO2_PD2:
-        return "heavy"
-    return "light"
+    return "heavy" if reads_heavy(est.rho1, est.rho2) else "light"
 
 
 def heavy_blend_weight(est: NoiseEstimate) -> float:

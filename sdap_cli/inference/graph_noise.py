@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .adaptive import BETA, ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, RHO1_WHITE, RHO2_PD2, WINDOW
+from .adaptive import BETA, ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, WINDOW, reads_heavy
 from .noise import (BINS, CONDITION_SCALE, CORR_BLOCK, CORR_FRACTION, DIRECTIONS, LAG, LEVEL_BLOCK,
                     LEVEL_FRACTION, LEVEL_GAIN, MIN_BLOCKS, NoiseEstimate)
 from .noise import WINDOW as SAMPLE_WINDOW
@@ -255,10 +255,9 @@ def wiener_blend(y: torch.Tensor, x_hat: torch.Tensor, var: torch.Tensor, amount
 
 def blend_amount(sigma: torch.Tensor, measured: torch.Tensor, rho1: torch.Tensor, rho2: torch.Tensor) -> torch.Tensor:
     """``adaptive.onepass_blend_weight`` per image: the ramp of ``adaptive.onepass_blend_ramp`` (``ONEPASS_BLEND``
-    where the noise reads as the heavy path's, rho1 >= RHO1_WHITE and rho2 < RHO2_PD2, else ``ONEPASS_BLEND_LIGHT``):
+    where the noise reads as the heavy path's, ``adaptive.reads_heavy``, else ``ONEPASS_BLEND_LIGHT``):
     its full amount up to its first level, falling linearly to 0 at its second; 0 for an image not measured."""
     def ramp(a, lo, hi):
         return a * ((hi - sigma) / max(hi - lo, 1e-6)).clamp(0.0, 1.0)
-    heavy = (rho1 >= RHO1_WHITE) & (rho2 < RHO2_PD2)
-    amount = torch.where(heavy, ramp(*ONEPASS_BLEND), ramp(*ONEPASS_BLEND_LIGHT))
+    amount = torch.where(reads_heavy(rho1, rho2), ramp(*ONEPASS_BLEND), ramp(*ONEPASS_BLEND_LIGHT))
     return torch.where(measured, amount, torch.zeros_like(amount))
