@@ -1,4 +1,4 @@
-"""The figures of issue 32 (detail is not noise) for the CPU default and the CUDA default, in one table.
+"""The figures of issue 32 (detail is not noise) for the CPU default and the teacher's auto paths, in one table.
 
     python benchmarks/detail_table.py [--data ../shared/data] [--student FILE|none ...] [--teacher] [--threads 2]
                                       [--sets held,trained,kodak]
@@ -6,8 +6,9 @@
 Clean detailed photos (``clean_photos/``: Kodak24, McMaster18, Set14 and Urban100 subsets), split as the
 one-pass training split them (``HELD_OUT``: never trained on; the rest: trained on), and Kodak24 whole (the
 issue's set). For each student (as the CPU default runs it: ``onepass_table.denoiser``) and, with
-``--teacher``, the CUDA default (the shipped teacher's automatic paths, run on the CPU in fp32 as
-``sdap denoise -w weights/sdap_default.safetensors`` runs them):
+``--teacher``, the shipped teacher's automatic paths (CUDA's default until issue 32; run on the CPU in fp32 as
+``sdap denoise -w weights/sdap_default.safetensors`` runs them: the teacher on phone-like noise from level 8
+up, the shipped student told the noise on the rest, see ``denoisers.light_path_network``):
 
 * clean: each photo through the default, PSNR against itself (an identical output counts as 60 dB),
   mean and worst;
@@ -97,7 +98,7 @@ def gray_row(den, xs, std: float = 15) -> str:
 
 
 def teacher_default():
-    """The CUDA default's automatic paths (the shipped teacher) on the CPU, fp32."""
+    """The shipped teacher's automatic paths (``-w weights/sdap_default.safetensors``) on the CPU, fp32."""
     loaded = load_weights(str(Path(__file__).resolve().parents[1] / "weights" / "sdap_default.safetensors"))
     return build_denoiser(loaded, InferenceConfig(precision="fp32"), torch.device("cpu"), given=True)
 
@@ -106,7 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--student", action="append", default=None)
-    ap.add_argument("--teacher", action="store_true", help="also the CUDA default (the teacher's paths)")
+    ap.add_argument("--teacher", action="store_true", help="also the shipped teacher's automatic paths")
     ap.add_argument("--sets", default="held,trained,kodak")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -119,7 +120,7 @@ def main() -> None:
     files = [Path(s).name for s in students]                       # a file's name, or its folder's where names repeat
     dens = [(n if files.count(n) == 1 else f"{Path(s).parent.name}/{n}", denoiser(s)) for n, s in zip(files, students)]
     if a.teacher:
-        dens.append(("teacher paths (CUDA default)", teacher_default()))
+        dens.append(("teacher paths (-w sdap_default)", teacher_default()))
     rows = {}
     for label, den in dens:
         rows[label] = {}

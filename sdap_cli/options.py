@@ -91,8 +91,8 @@ ModelOpt = Annotated[Optional[str], _opt("--model", "-m", help="auto (the fast d
                      default=shown(_I, "model"), complete=(_I, "model"))]
 AutoOpt = Annotated[Optional[bool], _opt("--auto/--no-auto", help="Measure each image's noise; a clean "
                     "image comes back as it is; on CPU the student is told the noise and makes one pass; with "
-                    "the teacher, phone-like noise -> PD-2 + E, light or white noise -> PD-1 blended to keep "
-                    "detail. --no-auto, or any of --model teacher/student, --pd, --refine, --strength, --adapt: "
+                    "a teacher's weights, phone-like noise from level 8 -> PD-2 + E, the rest -> the shipped student "
+                    "(without one: PD-1 blended to keep detail). --no-auto, or any of --model teacher/student, --pd, --refine, --strength, --adapt: "
                     "one fixed path.",
                     default=shown(_I, "auto"))]
 QuietOpt = Annotated[bool, _opt("--quiet", "-q", help="Print errors only.", default=OFF)]

@@ -8,11 +8,15 @@ Paths, decided per image from the :class:`~.noise.NoiseEstimate`:
   (phone and most camera sRGB noise): the default network (the student; the teacher with
   PD-2 + E under ``--model teacher``), as it is from ``SIGMA_HEAVY`` up; below that level it smooths away detail the
   noise does not hide, so its output is Wiener-blended (below) with a weight that grows from 0 at
-  ``SIGMA_HEAVY`` to 1 at half of it.
+  ``SIGMA_HEAVY`` to 1 at half of it; where a noise-conditional student is the light path's network, that
+  student runs these images instead (one pass, told the noise, blended as on the one-pass path).
 * ``light``: white noise (:math:`\rho_1 <` ``RHO1_WHITE``: PD-2 only costs detail), or noise still
   correlated after PD-2 (:math:`\rho_2 \ge` ``RHO2_PD2``: no blind spot separates it from texture),
   which is also how light noise on textured photos reads: the teacher with PD-1 and no refinement,
-  then the residual Wiener blend below.
+  then the residual Wiener blend below; or, where a noise-conditional student is shipped
+  (``denoisers.light_path_network``), that student told the measured noise, blended as on the one-pass
+  path below: the teacher at PD-1 takes the texture of clean detailed photos, whose level the measurement
+  over-reads, for noise (issue 32).
 * ``clean``: :math:`\sigma <` ``SIGMA_CLEAN``: the input, untouched.
 * ``one-pass``: with a noise-conditional student as the default network (the CPU default), every image
   that is not clean: the student is told the measured noise (``NoiseEstimate.condition``) and makes the
@@ -274,7 +278,8 @@ class Decision:
 class AdaptiveDenoiser:
     """Measure, choose a path, denoise. ``heavy`` and ``light`` are denoisers with a
     ``denoise(image, tile=, overlap=, on_tile=)`` method (``inference.Denoiser``); ``light`` should be
-    a blind-spot teacher at PD-1 without refinement. ``lowfreq_k``: the k of :func:`lowfreq_correct` on the
+    a blind-spot teacher at PD-1 without refinement, or a noise-conditional student (:attr:`student_light`).
+    ``lowfreq_k``: the k of :func:`lowfreq_correct` on the
     teacher's paths (None: not checked).
 
     Example:
@@ -286,6 +291,13 @@ class AdaptiveDenoiser:
 
     def __init__(self, heavy, light, lowfreq_k: float | None = LOWFREQ_K):
         self.heavy, self.light, self.lowfreq_k = heavy, light, lowfreq_k
+
+    @property
+    def student_light(self) -> bool:
+        """The light network is a noise-conditional student (``denoisers.light_path_network``): it then runs
+        every image the teacher would blend back toward its input (the light path, and the heavy path below
+        ``SIGMA_HEAVY``), told the measured noise and blended as on the one-pass path."""
+        return self.light is not self.heavy and getattr(self.light, "conditional", False)
 
     # where the networks run (the same for both paths); what ran is reported per image (Decision.network)
     device = property(lambda self: self.heavy.device)
@@ -308,8 +320,10 @@ class AdaptiveDenoiser:
             return copy_samples(image, out), decision
         if decision.path == "one-pass":
             den, amount = self.heavy, onepass_blend_weight(decision.noise)
-        elif decision.path == "heavy":
+        elif decision.path == "heavy" and not (self.student_light and heavy_blend_weight(decision.noise) > 0):
             den, amount = self.heavy, heavy_blend_weight(decision.noise)
+        elif self.student_light:        # what a teacher would blend back toward the input: the student's one pass
+            den, amount = self.light, onepass_blend_weight(decision.noise)
         else:
             den, amount = self.light, 1.0
         steps = [(blend_step(decision.noise, amount), WINDOW // 2)] if amount else []

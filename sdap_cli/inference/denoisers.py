@@ -4,9 +4,11 @@ One rule for `sdap denoise` and `sdap evaluate`: choose the weights (``--weights
 network ``--model`` picks), optionally adapt them to the images first (``--adapt``), then wrap them
 with the device, precision, PD factor, refinement and strength of the config. With ``--auto`` (the
 default, unless an option in ``FIXED_OPTIONS`` was given) that Denoiser is the heavy path of an
-:class:`~sdap_cli.inference.adaptive.AdaptiveDenoiser`, whose light path is a teacher at PD-1 without
-refinement: the same network when it is a teacher, else the shipped teacher (or, for a student passed
-with ``--weights``, that student).
+:class:`~sdap_cli.inference.adaptive.AdaptiveDenoiser`. Its light path (light, white or still-correlated
+noise, and the over-read "noise" of clean detailed photos) is, for a teacher, the shipped noise-conditional
+student told the measured noise (:func:`light_path_network`; issue 32: it keeps what the teacher at PD-1
+smooths away, Kodak24's kodim13 48.8 dB against 31.4), else a teacher at PD-1 without refinement; for a
+student passed with ``--weights``, that student.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ if TYPE_CHECKING:       # torch is imported where a torch network is built, not 
     from .denoiser import Denoiser
 
 __all__ = ["TEACHER_OPTIONS", "FIXED_OPTIONS", "auto_active", "teacher_options", "choose_weights", "build_denoiser",
-           "denoise_image", "count_paths", "inference_device", "light_path_denoiser"]
+           "denoise_image", "count_paths", "inference_device", "light_path_denoiser", "light_path_network"]
 
 TEACHER_OPTIONS = ("refine", "pd", "r3_t", "r3_p", "adapt")
 # options that choose the path themselves: given on the command line, they switch --auto off
@@ -98,13 +100,34 @@ def light_path_denoiser(loaded: LoadedWeights, *, device: torch.device, precisio
                          precision=precision, compile=compile, weights=str(loaded.path))
 
 
+def light_path_network(loaded: LoadedWeights, *, device: torch.device, precision: str,
+                       compile: bool = False) -> Denoiser:
+    """The light path of a teacher's automatic paths (`sdap denoise -w TEACHER`): the shipped
+    noise-conditional student, told each image's measured noise and Wiener-blended as on its own one-pass
+    path (``adaptive.onepass_blend_weight``), where this installation ships one; else the teacher at PD-1
+    (:func:`light_path_denoiser`). The student learned the light path's outputs from the shipped teacher and
+    clean detailed photos beside them, so it keeps the texture the teacher at PD-1 takes for noise when the
+    measurement over-reads it (issue 32). Distillation's ``--targets auto`` keeps the teacher's own
+    light path (:func:`light_path_denoiser`): a student does not learn from a student."""
+    from .denoiser import make_denoiser
+
+    path = shipped_student_path()
+    if path is not None:
+        student = load_weights(path)
+        den = make_denoiser(student.model, input_scale=student.input_scale, device=device, precision=precision,
+                            compile=compile, weights=str(student.path))
+        if den.conditional:
+            return den
+    return light_path_denoiser(loaded, device=device, precision=precision, compile=compile)
+
+
 def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.device, *, given: bool = True
                    ) -> Denoiser | AdaptiveDenoiser:
     """Wrap loaded (and, with ``--adapt``, already adapted: ``training.adapt.adapt_weights``) weights in
     a Denoiser (a StudentDenoiser for a one-pass student), or in an AdaptiveDenoiser when
-    :func:`auto_active`. Its light path is the teacher at PD-1 (:func:`light_path_denoiser`): the same
-    network when ``loaded`` is a teacher, else the shipped teacher, or the student itself when it was
-    ``given`` with ``--weights``."""
+    :func:`auto_active`. Its light path: for a teacher, :func:`light_path_network` (the shipped conditional
+    student, else the teacher at PD-1); for a student, the teacher at PD-1 of the shipped teacher, or the
+    student itself when it is conditional or was ``given`` with ``--weights``."""
     from .denoiser import make_denoiser
     from .device import pick_precision
 
@@ -116,9 +139,11 @@ def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.de
         return den
     if loaded.model.role.one_pass and (given or den.conditional):   # a conditional student: no light path
         return AdaptiveDenoiser(den, den)
-    teacher = load_weights(None) if loaded.model.role.one_pass else loaded
-    return AdaptiveDenoiser(den, light_path_denoiser(teacher, device=device, precision=den.precision,
-                                                     compile=den.compile))
+    if loaded.model.role.one_pass:
+        return AdaptiveDenoiser(den, light_path_denoiser(load_weights(None), device=device, precision=den.precision,
+                                                         compile=den.compile))
+    return AdaptiveDenoiser(den, light_path_network(loaded, device=device, precision=den.precision,
+                                                    compile=den.compile))
 
 
 def denoise_image(den: Denoiser | AdaptiveDenoiser, image: np.ndarray, inf: InferenceConfig, on_tile=None,

@@ -200,3 +200,66 @@ def test_tiled_chained_steps_equal_the_whole_image(dtype):
     for tile in (4096, small, 8):                       # 8: too small for the overlap, raised to the smallest
         out = den.denoise(src, tile=tile, out=np.empty(src.shape, dtype), post=post, post_halo=halo)
         assert np.abs(to_unit(out) - whole).max() <= (1e-4 if dtype == np.float32 else 0.5 / 255 + 1e-4)
+
+
+@pytest.fixture(scope="module")
+def teacher_auto():
+    """`sdap denoise -w sdap_default.safetensors`: the teacher's automatic paths as the CLI builds them."""
+    import torch
+
+    from sdap_cli.config import InferenceConfig
+    from sdap_cli.inference.denoisers import build_denoiser
+
+    return build_denoiser(load_weights(None), InferenceConfig(precision="fp32"), torch.device("cpu"), given=True)
+
+
+def test_a_teachers_light_path_is_the_shipped_students_one_pass(teacher_auto, shipped):
+    """Light noise under the teacher's automatic paths runs the shipped conditional student, told the noise
+    and blended as on its own one-pass path: the same output, bit for bit; phone noise stays the teacher's."""
+    assert teacher_auto.light.conditional and teacher_auto.heavy.model.role.name == "teacher"
+    y = add_noise(smooth_scene(), 5, np.random.default_rng(3))                     # white: the light path
+    out, d = teacher_auto.denoise(y)
+    ref, dr = shipped.denoise(y)
+    assert d.path == "light" and dr.path == "one-pass"
+    assert d.network["model"] == "student" and "lowfreq" not in d.network
+    assert d.network["blend"] == dr.network["blend"] and np.array_equal(out, ref)
+    y = images.read_image(shared_data("sidd_val_blocks", "p1y2z3_SDAP", "SIDD_noisy", "842.png")).rgb
+    out, d = teacher_auto.denoise(y)
+    assert d.path == "heavy" and d.network["model"] == "teacher" and d.network["pd"] == 2
+
+
+def test_without_a_shipped_student_the_light_path_is_the_teacher_at_pd1(monkeypatch):
+    import torch
+
+    from sdap_cli.config import InferenceConfig
+    from sdap_cli.inference import denoisers
+
+    monkeypatch.setattr(denoisers, "shipped_student_path", lambda: None)
+    den = denoisers.build_denoiser(load_weights(None), InferenceConfig(precision="fp32"), torch.device("cpu"),
+                                   given=True)
+    assert not den.light.conditional and den.light.pd == 1 and den.light.refine == "none"
+    _, d = den.denoise(add_noise(smooth_scene(), 5, np.random.default_rng(3)))
+    assert d.path == "light" and d.network["model"] == "teacher" and d.network["blend"] == 1.0
+
+
+def test_kodim13_keeps_its_detail_under_the_teachers_paths(teacher_auto):
+    """Issue 32: Kodak24's kodim13 (rocks and water), clean, reads a level of 8.45 and takes the light path;
+    the teacher at PD-1 returned it at 31.4 dB, the student keeps it above 40."""
+    x = images.read_image(shared_data("clean_photos", "Kodak24", "kodim13.png")).rgb
+    out, d = teacher_auto.denoise(x)
+    assert d.path == "light" and score(out, x) > 40, d
+
+
+def test_the_teachers_heavy_path_below_level_8_runs_the_student_too(teacher_auto, shipped):
+    """Phone-like noise the teacher would blend back toward the input (below SIGMA_HEAVY) goes to the student."""
+    from sdap_cli.inference.adaptive import SIGMA_HEAVY
+
+    import cv2
+
+    x = smooth_scene()                  # white noise through [0.25, 1, 0.25]^2: rho1 ~0.44, rho2 ~0.05, as phones
+    n = cv2.sepFilter2D(np.random.default_rng(5).normal(0, 1, x.shape).astype(np.float32), -1,
+                        np.float32([0.25, 1, 0.25]), np.float32([0.25, 1, 0.25]))
+    y = (np.clip(np.round(x * 255 + 5 * n / n.std()), 0, 255) / 255).astype(np.float32)
+    out, d = teacher_auto.denoise(y)
+    assert d.path == "heavy" and d.noise.sigma < SIGMA_HEAVY and d.network["model"] == "student", d
+    assert np.array_equal(out, shipped.denoise(y)[0])
