@@ -7,8 +7,9 @@ default, unless an option in ``FIXED_OPTIONS`` was given) that Denoiser is the h
 :class:`~sdap_cli.inference.adaptive.AdaptiveDenoiser`. Its light path (light, white or still-correlated
 noise, and the over-read "noise" of clean detailed photos) is, for a teacher, the shipped noise-conditional
 student told the measured noise (:func:`light_path_network`; issue 32: it keeps what the teacher at PD-1
-smooths away, Kodak24's kodim13 48.8 dB against 31.4), else a teacher at PD-1 without refinement; for a
-student passed with ``--weights``, that student.
+smooths away: Kodak24's kodim13, clean, 31.4 dB -> 48.8 with the student of 2026-12-07 I), else a teacher at
+PD-1 without refinement; for a student passed with ``--weights``, that student. The heavy path's images below
+``adaptive.SIGMA_HEAVY`` go to that student too (``AdaptiveDenoiser.student_light``).
 """
 
 from __future__ import annotations
