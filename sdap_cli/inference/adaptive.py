@@ -318,12 +318,14 @@ class AdaptiveDenoiser:
         decision = self.decide(image)
         if decision.path == "clean":
             return copy_samples(image, out), decision
+        heavy_amount = heavy_blend_weight(decision.noise) if decision.path == "heavy" else 0.0
         if decision.path == "one-pass":
             den, amount = self.heavy, onepass_blend_weight(decision.noise)
-        elif decision.path == "heavy" and not (self.student_light and heavy_blend_weight(decision.noise) > 0):
-            den, amount = self.heavy, heavy_blend_weight(decision.noise)
-        elif self.student_light:        # what a teacher would blend back toward the input: the student's one pass
+        elif self.student_light and (decision.path == "light" or heavy_amount > 0):
+            # what a teacher would blend back toward the input: the student's one pass
             den, amount = self.light, onepass_blend_weight(decision.noise)
+        elif decision.path == "heavy":
+            den, amount = self.heavy, heavy_amount
         else:
             den, amount = self.light, 1.0
         steps = [(blend_step(decision.noise, amount), WINDOW // 2)] if amount else []

@@ -113,13 +113,11 @@ def light_path_network(loaded: LoadedWeights, *, device: torch.device, precision
     from .denoiser import make_denoiser
 
     path = shipped_student_path()
-    if path is not None:
-        student = load_weights(path)
-        den = make_denoiser(student.model, input_scale=student.input_scale, device=device, precision=precision,
-                            compile=compile, weights=str(student.path))
-        if den.conditional:
-            return den
-    return light_path_denoiser(loaded, device=device, precision=precision, compile=compile)
+    student = load_weights(path) if path is not None else None
+    if student is None or not getattr(student.model, "cond_ch", 0):
+        return light_path_denoiser(loaded, device=device, precision=precision, compile=compile)
+    return make_denoiser(student.model, input_scale=student.input_scale, device=device, precision=precision,
+                         compile=compile, weights=str(student.path))
 
 
 def build_denoiser(loaded: LoadedWeights, inf: InferenceConfig, device: torch.device, *, given: bool = True
