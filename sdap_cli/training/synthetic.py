@@ -13,7 +13,18 @@ unit standard deviation of one kind, and :math:`s` the standard deviation in 8-b
 * ``pd2``: white noise through :math:`[\tfrac14, 1, \tfrac14]^{\otimes 2}`: correlated 1 pixel apart,
   not 2 (:math:`\rho_1 \approx 0.44, \rho_2 \approx 0.05`), like phone noise, at levels a phone's is not;
 * ``bayer``: white noise on an RGGB mosaic, demosaicked bilinearly (OpenCV): correlated in space and
-  across channels, as a camera's sRGB noise starts.
+  across channels, as a camera's sRGB noise starts;
+* ``camera`` (drawn only when weighed, ``ALL_KINDS``): a phone's noise as it reaches sRGB (the sensor's
+  noise after Brooks et al., "Unprocessing images for learned raw denoising", CVPR 2019): the photo taken back
+  to the sensor (sRGB curve and drawn white-balance gains :math:`g` undone), shot and read noise there,
+  :math:`\sigma^2_{raw} \propto r + x_{raw}` per channel, correlated 1 pixel apart as ``pd2``, then processed
+  forward to first order, with a drawn mixing :math:`M` of positive cross terms (SIDD's sRGB noise is
+  positively correlated across channels, red with blue most):
+
+  .. math::
+      \hat n = \mathrm{srgb}'(x_{lin}) \odot M\,(g \odot (k * n_{raw})), \qquad k = [\tfrac14, 1, \tfrac14]^{\otimes 2}
+
+  signal-dependent, stronger in the dark and in the gained red and blue, as phone noise in sRGB is.
 
 Clean photos hold few saturated colours, and a network that never saw a colour shifts it (the blind-spot
 teachers move a saturated purple by 15-27 levels). ``recolour`` makes new colours from a photo's own:
@@ -51,10 +62,14 @@ import numpy as np
 
 from ..inference.noise import COND_CH, NoiseEstimate, measure_noise
 
-__all__ = ["KINDS", "kind_weights", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "gray_copy", "noisy_versions",
+__all__ = ["KINDS", "ALL_KINDS", "kind_weights", "LEVELS", "SATURATION", "FRESH_GRID", "FreshNoise", "add_noise", "gray_copy", "noisy_versions",
            "recolour", "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
+ALL_KINDS = KINDS + ("camera",)   # "camera" only where weighed: a recipe without weights draws what it drew
+WB_GAINS = ((1.6, 2.4), (1.3, 2.0))   # red, blue white-balance gains (green 1), drawn uniformly
+MIX = (0.0, 0.35)                     # the cross terms of the channel mixing M, drawn uniformly
+READ_SHARE = (0.005, 0.1)             # read noise's variance as a share of full scale's shot noise, log-uniform
 LEVELS = (1.0, 12.0)
 SATURATION = (1.0, 1.8)
 _PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
@@ -81,9 +96,28 @@ def _bayer(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
     return rgb / np.float32(max(rgb.std(), 1e-6))
 
 
+def _srgb_slope(lin: np.ndarray) -> np.ndarray:
+    """The derivative of the sRGB curve at linear values ``lin`` in [0, 1] (12.92 below 0.0031308)."""
+    lin = np.maximum(lin, 0.0031308)
+    return np.where(lin <= 0.0031308, 12.92, (1.055 / 2.4) * np.power(lin, 1 / 2.4 - 1)).astype(np.float32)
+
+
+def _camera(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+    """Unit-std phone-like noise carried through processing to sRGB (module docstring, ``camera``)."""
+    x = np.clip(np.asarray(clean, np.float32), 0, 1)
+    lin = np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+    gains = np.array([rng.uniform(*WB_GAINS[0]), 1.0, rng.uniform(*WB_GAINS[1])], np.float32)
+    r = np.exp(rng.uniform(np.log(READ_SHARE[0]), np.log(READ_SHARE[1])))
+    n = _filtered(rng, x.shape, _PD2) * np.sqrt(lin / gains + np.float32(r)).astype(np.float32)
+    mix = rng.uniform(*MIX, size=(3, 3))
+    np.fill_diagonal(mix, 1.0)
+    n = (n * gains) @ mix.T.astype(np.float32) * _srgb_slope(lin)
+    return n / np.float32(max(n.std(), 1e-6))
+
+
 def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
     """``clean`` ``(H, W, 3)`` float in [0, 1] plus noise of ``kind`` (``KINDS``) and std ``level`` (8-bit
-    levels), rounded to 8 bits; float32 in [0, 1].
+    levels; ``camera``: the std over the whole image), rounded to 8 bits; float32 in [0, 1].
 
         >>> x = np.full((64, 64, 3), 0.5, np.float32)
         >>> y = add_noise(x, "white", 5.0, np.random.default_rng(0))
@@ -101,8 +135,10 @@ def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generat
         n = _filtered(rng, shape, _PD2)
     elif kind == "bayer":
         n = _bayer(rng, shape)
+    elif kind == "camera":
+        n = _camera(rng, clean)
     else:
-        raise ValueError(f"unknown noise kind {kind!r}; choose from {KINDS}")
+        raise ValueError(f"unknown noise kind {kind!r}; choose from {ALL_KINDS}")
     y = clean + n * np.float32(level / 255)
     return (np.clip(np.rint(y * 255), 0, 255) / 255).astype(np.float32)
 
@@ -172,18 +208,18 @@ def _mix(a: NoiseEstimate, b: NoiseEstimate, t: float) -> NoiseEstimate:
 
 
 def kind_weights(kinds: dict[str, float] | None) -> np.ndarray | None:
-    """The probability of each of ``KINDS`` from relative weights (a kind left out: 0); None: all equal
-    (drawn as ``rng.integers``, so a recipe without weights draws what it drew before).
+    """The probability of each of ``ALL_KINDS`` from relative weights (a kind left out: 0); None: the
+    ``KINDS`` all equal (drawn as ``rng.integers``, so a recipe without weights draws what it drew before).
 
         >>> kind_weights({"white": 3, "box": 1}).tolist()
-        [0.75, 0.0, 0.25, 0.0, 0.0]
+        [0.75, 0.0, 0.25, 0.0, 0.0, 0.0]
     """
     if kinds is None:
         return None
-    bad = sorted(set(kinds) - set(KINDS))
+    bad = sorted(set(kinds) - set(ALL_KINDS))
     if bad or any(v < 0 for v in kinds.values()) or not sum(kinds.values()) > 0:
-        raise ValueError(f"noise kind weights {kinds}: kinds from {KINDS}, weights >= 0, not all 0")
-    w = np.array([float(kinds.get(k, 0.0)) for k in KINDS])
+        raise ValueError(f"noise kind weights {kinds}: kinds from {ALL_KINDS}, weights >= 0, not all 0")
+    w = np.array([float(kinds.get(k, 0.0)) for k in ALL_KINDS])
     return w / w.sum()
 
 
@@ -191,6 +227,7 @@ class FreshNoise:
     """One clean photo whose noisy versions are drawn anew for every crop (module docstring).
 
     A crop is clean with probability ``clean_share``, otherwise it gets noise of a kind drawn from ``KINDS``
+    (or ``ALL_KINDS`` as weighed)
     and a level drawn log-uniformly in ``levels``; it is told the photo's reading at that kind and level
     (interpolated between the readings made here). ``shape`` is that of the entries it stands for.
 
@@ -213,8 +250,9 @@ class FreshNoise:
         self.shape = (h, w, 6 + COND_CH)
         self.grid = np.geomspace(levels[0], levels[1], FRESH_GRID) if levels[1] > levels[0] else np.array(levels[:1])
         self.base = measure_noise(clean)
+        drawn = KINDS if self.kind_p is None else [k for k, p in zip(ALL_KINDS, self.kind_p) if p > 0]
         self.readings = {k: [measure_noise(self._noisy(clean, k, float(s), np.random.default_rng([seed, index, i, j])))
-                             for j, s in enumerate(self.grid)] for i, k in enumerate(KINDS)}
+                             for j, s in enumerate(self.grid)] for i, k in enumerate(ALL_KINDS) if k in drawn}
         self._clean = np.pad(clean.astype(np.float32), ((_MARGIN, _MARGIN), (_MARGIN, _MARGIN), (0, 0)),
                              mode="reflect" if min(h, w) > _MARGIN else "edge")
         self._padded: dict[int, np.ndarray] = {}
@@ -254,8 +292,8 @@ class FreshNoise:
         if rng.random() < self.clean_share:
             y, est = c, self.base
         else:
-            kind = KINDS[int(rng.integers(len(KINDS)))] if self.kind_p is None else KINDS[int(rng.choice(
-                len(KINDS), p=self.kind_p))]
+            kind = KINDS[int(rng.integers(len(KINDS)))] if self.kind_p is None else ALL_KINDS[int(rng.choice(
+                len(ALL_KINDS), p=self.kind_p))]
             level = float(np.exp(rng.uniform(np.log(self.levels[0]), np.log(self.levels[1]))))
             y, est = self._noisy(c, kind, level, rng), self.reading(kind, level)
         y, c = y[m:m + patch, m:m + patch], c[m:m + patch, m:m + patch]

@@ -7,7 +7,7 @@ import pytest
 from sdap_cli.inference.noise import COND_CH, measure_noise
 from sdap_cli.training.datasets import NoisyCrops
 from sdap_cli.training.onepass import synthetic_entries
-from sdap_cli.training.synthetic import FRESH_GRID, KINDS, FreshNoise, add_noise, kind_weights
+from sdap_cli.training.synthetic import ALL_KINDS, FRESH_GRID, KINDS, FreshNoise, add_noise, kind_weights
 from tests.helpers import noisy_rgb
 
 
@@ -67,9 +67,15 @@ def test_kind_weights_draw_only_the_kinds_weighed(photo):
     from typing import get_args
     from sdap_cli.training_config import DistillConfig
     key = get_args(get_args(DistillConfig.model_fields["synthetic_kinds"].annotation)[0])[0]
-    assert get_args(key) == KINDS                                              # the config takes exactly these
+    assert get_args(key) == ALL_KINDS                                          # the config takes exactly these
+    assert ALL_KINDS[:len(KINDS)] == KINDS                                     # old recipes draw what they drew
     assert kind_weights(None) is None
-    assert kind_weights({"white": 3, "box": 1}).tolist() == [0.75, 0.0, 0.25, 0.0, 0.0]
+    assert kind_weights({"white": 3, "box": 1}).tolist() == [0.75, 0.0, 0.25, 0.0, 0.0, 0.0]
+    assert set(FreshNoise(photo, seed=0, index=0, kinds=None).readings) == set(KINDS)   # no camera unasked
+    weighed = FreshNoise(photo, seed=0, index=0, kinds={"white": 1, "camera": 2})
+    assert set(weighed.readings) == {"white", "camera"}                        # read only the kinds drawn
+    drawn = [weighed.sample(np.random.default_rng(s), 32) for s in range(40)]
+    assert any(abs(c[..., :3] - c[..., 3:6]).max() > 0 for c in drawn)
     for bad in ({"gauss": 1}, {"white": -1}, {"white": 0}):
         with pytest.raises(ValueError, match="kind"):
             kind_weights(bad)

@@ -10,7 +10,7 @@ from sdap_cli.inference.denoiser import make_denoiser
 from sdap_cli.inference.noise import BINS, COND_CH, NoiseEstimate, measure_noise
 from sdap_cli.method.student import StudentUNet
 from sdap_cli.training.onepass import mix_repeats, path_target, synthetic_entries, synthetic_repeat
-from sdap_cli.training.synthetic import KINDS, SATURATION, add_noise, noisy_versions, recolour
+from sdap_cli.training.synthetic import ALL_KINDS, KINDS, SATURATION, add_noise, noisy_versions, recolour
 from tests.helpers import noisy_rgb
 
 
@@ -123,14 +123,31 @@ def test_a_student_initialised_from_an_unconditioned_one_starts_as_it():
         assert torch.allclose(cond(y, torch.rand(1, COND_CH, 32, 40)), plain(y), atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_synthetic_noise_has_its_level_and_correlation(kind):
     x = np.full((128, 128, 3), 0.5, np.float32)
     n = (add_noise(x, kind, 8.0, np.random.default_rng(1)) - x) * 255
     assert 7.0 < n.std() < 9.0, n.std()
     r1 = np.mean([np.corrcoef(n[:, :-1, c].ravel(), n[:, 1:, c].ravel())[0, 1] for c in range(3)])
-    expected = {"white": 0.0, "signal": 0.0, "box": 0.67, "pd2": 0.44, "bayer": 0.5}[kind]
+    expected = {"white": 0.0, "signal": 0.0, "box": 0.67, "pd2": 0.44, "bayer": 0.5, "camera": 0.44}[kind]
     assert abs(r1 - expected) < 0.15, (kind, r1)
+
+
+def test_camera_noise_is_a_phones():
+    """``camera``: stronger in the dark than in the light, in red and blue than in green, and positively
+    correlated across channels (SIDD's sRGB noise), at the level asked over the whole image."""
+    ramp = np.repeat(np.linspace(0.05, 0.95, 256, dtype=np.float32)[None, :, None], 256, 0).repeat(3, 2)
+    stds, cross = [], []
+    for seed in range(6):
+        n = (add_noise(ramp, "camera", 10.0, np.random.default_rng(seed)) - ramp) * 255
+        assert 9.0 < n.std() < 11.0, n.std()
+        assert n[:, :64].std() > 1.5 * n[:, -64:].std()                        # the dark is noisier
+        stds.append(n.reshape(-1, 3).std(0))
+        c = np.corrcoef(n[:, 64:].reshape(-1, 3).T)
+        cross.append([c[0, 1], c[1, 2], c[0, 2]])
+    stds = np.mean(stds, 0)
+    assert stds[0] > stds[1] and stds[2] > stds[1], stds                       # the gained channels
+    assert 0.05 < np.mean(cross) < 0.6, cross
 
 
 def test_noisy_versions_are_reproducible_and_cycle_the_kinds():
