@@ -98,8 +98,8 @@ def _bayer(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
 
 def _srgb_slope(lin: np.ndarray) -> np.ndarray:
     """The derivative of the sRGB curve at linear values ``lin`` in [0, 1] (12.92 below 0.0031308)."""
-    lin = np.maximum(lin, 0.0031308)
-    return np.where(lin <= 0.0031308, 12.92, (1.055 / 2.4) * np.power(lin, 1 / 2.4 - 1)).astype(np.float32)
+    knee = 0.0031308
+    return np.where(lin <= knee, 12.92, (1.055 / 2.4) * np.power(np.maximum(lin, knee), 1 / 2.4 - 1)).astype(np.float32)
 
 
 def _camera(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:

@@ -148,6 +148,9 @@ def test_camera_noise_is_a_phones():
     stds = np.mean(stds, 0)
     assert stds[0] > stds[1] and stds[2] > stds[1], stds                       # the gained channels
     assert 0.05 < np.mean(cross) < 0.6, cross
+    from sdap_cli.training.synthetic import _srgb_slope
+    slope = _srgb_slope(np.array([0.0, 1e-3, 0.0031308, 0.01, 0.5], np.float32))
+    assert np.allclose(slope[:3], 12.92) and 0.5 < slope[4] < slope[3] < 12.92       # the curve's own slope
 
 
 def test_noisy_versions_are_reproducible_and_cycle_the_kinds():
