@@ -244,7 +244,7 @@ SyntheticOpt = Annotated[Optional[int], _opt(help="Synthetic noisy versions per 
 FreshNoiseOpt = Annotated[Optional[bool], _opt("--fresh-noise/--fixed-noise", help="Draw the clean photos' noise "
                           "anew for every crop instead of --synthetic fixed versions.", default=shown(_D, "fresh_noise"))]
 SyntheticKindsOpt = Annotated[Optional[str], _opt("--synthetic-kinds", help="With --fresh-noise: relative weights of "
-                              "the noise kinds, e.g. white=2,box=1.5,signal=1,pd2=1,bayer=1,camera=1 (a kind left out: never; "
+                              "the noise kinds, e.g. white=2,box=1.5,signal=1,pd2=1,bayer=1,camera=1,phone=1 (a kind left out: never; "
                               "default: the first five equally).",
                               default=shown(_D, "synthetic_kinds", "all equal"))]
 SyntheticLevelsOpt = Annotated[Optional[str], _opt(help="LOW,HIGH: range of the synthetic noise's std in 8-bit "

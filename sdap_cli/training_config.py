@@ -148,9 +148,9 @@ class DistillConfig(LoopConfig):
     """Draw each clean photo's noise anew for every crop (kind, level and noise; told the whole photo's reading
     at that level, interpolated: training/synthetic.py ``FreshNoise``) instead of ``synthetic`` fixed versions;
     a crop is then clean in 1 of ``synthetic + 1``."""
-    synthetic_kinds: Optional[dict[Literal["white", "signal", "box", "pd2", "bayer", "camera"], float]] = None
+    synthetic_kinds: Optional[dict[Literal["white", "signal", "box", "pd2", "bayer", "camera", "phone"], float]] = None
     """With ``fresh_noise``: relative weights of the noise kinds drawn (training/synthetic.py ``ALL_KINDS``; a
-    kind left out is not drawn); None: the first five (``KINDS``, not ``camera``) all equal."""
+    kind left out is not drawn); None: the first five (``KINDS``, not ``camera`` or ``phone``) all equal."""
     synthetic_levels: tuple[float, float] = (1.0, 12.0)
     """Range of the synthetic noise's std (8-bit levels), drawn log-uniformly."""
     synthetic_share: float = Field(1 / 3, gt=0.0, lt=1.0)

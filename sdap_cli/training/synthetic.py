@@ -25,6 +25,12 @@ unit standard deviation of one kind, and :math:`s` the standard deviation in 8-b
       \hat n = \mathrm{srgb}'(x_{lin}) \odot M\,(g \odot (k * n_{raw})), \qquad k = [\tfrac14, 1, \tfrac14]^{\otimes 2}
 
   signal-dependent, stronger in the dark and in the gained red and blue, as phone noise in sRGB is.
+* ``phone`` (drawn only when weighed): ``camera`` with a phone's channel correlations: the cross terms of
+  :math:`M` between red and blue drawn in ``MIX_RB``, the others in ``MIX_PHONE``. ``camera``'s :math:`M`
+  correlates every pair alike (about 0.4); the noise of SIDD's sRGB images correlates red with blue about 0.55 and
+  green with either 0.2-0.3 (noisy minus clean of its validation pairs; high-pass residuals of flat areas of
+  its 512 training blocks show the same order, red-blue largest). The two ranges were chosen so the drawn
+  noise's correlations and channel std ratios span those (statistics read, nothing trained on them).
 
 Clean photos hold few saturated colours, and a network that never saw a colour shifts it (the blind-spot
 teachers move a saturated purple by 15-27 levels). ``recolour`` makes new colours from a photo's own:
@@ -66,9 +72,11 @@ __all__ = ["KINDS", "ALL_KINDS", "kind_weights", "LEVELS", "SATURATION", "FRESH_
            "recolour", "rescale"]
 
 KINDS = ("white", "signal", "box", "pd2", "bayer")
-ALL_KINDS = KINDS + ("camera",)   # "camera" only where weighed: a recipe without weights draws what it drew
+ALL_KINDS = KINDS + ("camera", "phone")   # only where weighed: a recipe without weights draws what it drew
 WB_GAINS = ((1.6, 2.4), (1.3, 2.0))   # red, blue white-balance gains (green 1), drawn uniformly
 MIX = (0.0, 0.35)                     # the cross terms of the channel mixing M, drawn uniformly
+MIX_PHONE = (0.0, 0.2)                # ``phone``: M's cross terms with green
+MIX_RB = (0.15, 0.35)                 # ``phone``: M's cross terms between red and blue
 READ_SHARE = (0.005, 0.1)             # read noise's variance as a share of full scale's shot noise, log-uniform
 LEVELS = (1.0, 12.0)
 SATURATION = (1.0, 1.8)
@@ -102,14 +110,17 @@ def _srgb_slope(lin: np.ndarray) -> np.ndarray:
     return np.where(lin <= knee, 12.92, (1.055 / 2.4) * np.power(np.maximum(lin, knee), 1 / 2.4 - 1)).astype(np.float32)
 
 
-def _camera(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
-    """Unit-std phone-like noise carried through processing to sRGB (module docstring, ``camera``)."""
+def _camera(rng: np.random.Generator, clean: np.ndarray, phone: bool = False) -> np.ndarray:
+    """Unit-std phone-like noise carried through processing to sRGB (module docstring, ``camera``; ``phone``:
+    red and blue mixed more than green)."""
     x = np.clip(np.asarray(clean, np.float32), 0, 1)
     lin = np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
     gains = np.array([rng.uniform(*WB_GAINS[0]), 1.0, rng.uniform(*WB_GAINS[1])], np.float32)
     r = np.exp(rng.uniform(np.log(READ_SHARE[0]), np.log(READ_SHARE[1])))
     n = _filtered(rng, x.shape, _PD2) * np.sqrt(lin / gains + np.float32(r)).astype(np.float32)
-    mix = rng.uniform(*MIX, size=(3, 3))
+    mix = rng.uniform(*(MIX_PHONE if phone else MIX), size=(3, 3))
+    if phone:
+        mix[0, 2], mix[2, 0] = rng.uniform(*MIX_RB, size=2)
     np.fill_diagonal(mix, 1.0)
     n = (n * gains) @ mix.T.astype(np.float32) * _srgb_slope(lin)
     return n / np.float32(max(n.std(), 1e-6))
@@ -117,7 +128,7 @@ def _camera(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
 
 def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generator) -> np.ndarray:
     """``clean`` ``(H, W, 3)`` float in [0, 1] plus noise of ``kind`` (``KINDS``) and std ``level`` (8-bit
-    levels; ``camera``: the std over the whole image), rounded to 8 bits; float32 in [0, 1].
+    levels; ``camera``, ``phone``: the std over the whole image), rounded to 8 bits; float32 in [0, 1].
 
         >>> x = np.full((64, 64, 3), 0.5, np.float32)
         >>> y = add_noise(x, "white", 5.0, np.random.default_rng(0))
@@ -135,8 +146,8 @@ def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generat
         n = _filtered(rng, shape, _PD2)
     elif kind == "bayer":
         n = _bayer(rng, shape)
-    elif kind == "camera":
-        n = _camera(rng, clean)
+    elif kind in ("camera", "phone"):
+        n = _camera(rng, clean, phone=kind == "phone")
     else:
         raise ValueError(f"unknown noise kind {kind!r}; choose from {ALL_KINDS}")
     y = clean + n * np.float32(level / 255)
@@ -212,7 +223,7 @@ def kind_weights(kinds: dict[str, float] | None) -> np.ndarray | None:
     ``KINDS`` all equal (drawn as ``rng.integers``, so a recipe without weights draws what it drew before).
 
         >>> kind_weights({"white": 3, "box": 1}).tolist()
-        [0.75, 0.0, 0.25, 0.0, 0.0, 0.0]
+        [0.75, 0.0, 0.25, 0.0, 0.0, 0.0, 0.0]
     """
     if kinds is None:
         return None

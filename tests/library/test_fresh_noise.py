@@ -70,7 +70,8 @@ def test_kind_weights_draw_only_the_kinds_weighed(photo):
     assert get_args(key) == ALL_KINDS                                          # the config takes exactly these
     assert ALL_KINDS[:len(KINDS)] == KINDS                                     # old recipes draw what they drew
     assert kind_weights(None) is None
-    assert kind_weights({"white": 3, "box": 1}).tolist() == [0.75, 0.0, 0.25, 0.0, 0.0, 0.0]
+    assert kind_weights({"white": 3, "box": 1}).tolist() == [0.75, 0.0, 0.25, 0.0, 0.0, 0.0, 0.0]
+    assert kind_weights({"phone": 1})[ALL_KINDS.index("phone")] == 1.0
     assert set(FreshNoise(photo, seed=0, index=0, kinds=None).readings) == set(KINDS)   # no camera unasked
     weighed = FreshNoise(photo, seed=0, index=0, kinds={"white": 1, "camera": 2})
     assert set(weighed.readings) == {"white", "camera"}                        # read only the kinds drawn

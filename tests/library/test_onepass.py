@@ -129,7 +129,7 @@ def test_synthetic_noise_has_its_level_and_correlation(kind):
     n = (add_noise(x, kind, 8.0, np.random.default_rng(1)) - x) * 255
     assert 7.0 < n.std() < 9.0, n.std()
     r1 = np.mean([np.corrcoef(n[:, :-1, c].ravel(), n[:, 1:, c].ravel())[0, 1] for c in range(3)])
-    expected = {"white": 0.0, "signal": 0.0, "box": 0.67, "pd2": 0.44, "bayer": 0.5, "camera": 0.44}[kind]
+    expected = {"white": 0.0, "signal": 0.0, "box": 0.67, "pd2": 0.44, "bayer": 0.5, "camera": 0.44, "phone": 0.44}[kind]
     assert abs(r1 - expected) < 0.15, (kind, r1)
 
 
@@ -151,6 +151,26 @@ def test_camera_noise_is_a_phones():
     from sdap_cli.training.synthetic import _srgb_slope
     slope = _srgb_slope(np.array([0.0, 1e-3, 0.0031308, 0.01, 0.5], np.float32))
     assert np.allclose(slope[:3], 12.92) and 0.5 < slope[4] < slope[3] < 12.92       # the curve's own slope
+
+
+def test_phone_noise_correlates_red_with_blue_most():
+    """``phone``: ``camera`` with red and blue mixed more than green (SIDD's sRGB noise: red-blue about 0.55,
+    green with either 0.2-0.3), where ``camera`` correlates every pair alike; same level, same dark-heavy shape."""
+    ramp = np.repeat(np.linspace(0.05, 0.95, 256, dtype=np.float32)[None, :, None], 256, 0).repeat(3, 2)
+    cross = {"camera": [], "phone": []}
+    for kind in cross:
+        for seed in range(8):
+            n = (add_noise(ramp, kind, 10.0, np.random.default_rng(seed)) - ramp) * 255
+            assert 9.0 < n.std() < 11.0, n.std()
+            assert n[:, :64].std() > 1.5 * n[:, -64:].std()                    # the dark is noisier
+            c = np.corrcoef(n[:, 64:].reshape(-1, 3).T)
+            cross[kind].append([c[0, 2], c[0, 1], c[1, 2]])
+    rb, rg, gb = np.mean(cross["phone"], 0)
+    assert rb > 0.35 and rb > rg + 0.12 and rb > gb + 0.12, (rb, rg, gb)     # red-blue the largest, by far
+    c_rb, c_rg, c_gb = np.mean(cross["camera"], 0)
+    assert rb - max(rg, gb) > c_rb - max(c_rg, c_gb) + 0.1                     # unlike camera's
+    a = add_noise(ramp, "phone", 10.0, np.random.default_rng(5))
+    assert np.array_equal(a, add_noise(ramp, "phone", 10.0, np.random.default_rng(5)))   # reproducible
 
 
 def test_noisy_versions_are_reproducible_and_cycle_the_kinds():
