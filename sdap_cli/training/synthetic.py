@@ -74,7 +74,7 @@ __all__ = ["KINDS", "ALL_KINDS", "kind_weights", "LEVELS", "SATURATION", "FRESH_
 KINDS = ("white", "signal", "box", "pd2", "bayer")
 ALL_KINDS = KINDS + ("camera", "phone")   # only where weighed: a recipe without weights draws what it drew
 WB_GAINS = ((1.6, 2.4), (1.3, 2.0))   # red, blue white-balance gains (green 1), drawn uniformly
-MIX = (0.0, 0.35)                     # the cross terms of the channel mixing M, drawn uniformly
+MIX = (0.0, 0.35)                     # ``camera``: every cross term of the channel mixing M, drawn uniformly
 MIX_PHONE = (0.0, 0.2)                # ``phone``: M's cross terms with green
 MIX_RB = (0.15, 0.35)                 # ``phone``: M's cross terms between red and blue
 READ_SHARE = (0.005, 0.1)             # read noise's variance as a share of full scale's shot noise, log-uniform
@@ -110,18 +110,30 @@ def _srgb_slope(lin: np.ndarray) -> np.ndarray:
     return np.where(lin <= knee, 12.92, (1.055 / 2.4) * np.power(np.maximum(lin, knee), 1 / 2.4 - 1)).astype(np.float32)
 
 
-def _camera(rng: np.random.Generator, clean: np.ndarray, phone: bool = False) -> np.ndarray:
+def _mix_range(lo_hi: tuple[float, float], rb: tuple[float, float] | None = None) -> np.ndarray:
+    """``(2, 3, 3)``: the low and high bounds of each entry of the mixing :math:`M` (diagonal 1; the red-blue
+    cross terms in ``rb`` where given, else in ``lo_hi`` as the others)."""
+    b = np.empty((2, 3, 3))
+    b[0], b[1] = lo_hi
+    if rb is not None:
+        b[:, 0, 2] = b[:, 2, 0] = rb
+    for i in range(3):
+        b[:, i, i] = 1.0
+    return b
+
+
+_MIXING = {"camera": _mix_range(MIX), "phone": _mix_range(MIX_PHONE, MIX_RB)}
+
+
+def _camera(rng: np.random.Generator, clean: np.ndarray, kind: str = "camera") -> np.ndarray:
     """Unit-std phone-like noise carried through processing to sRGB (module docstring, ``camera``; ``phone``:
-    red and blue mixed more than green)."""
+    red and blue mixed more than green, ``_MIXING``)."""
     x = np.clip(np.asarray(clean, np.float32), 0, 1)
     lin = np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
     gains = np.array([rng.uniform(*WB_GAINS[0]), 1.0, rng.uniform(*WB_GAINS[1])], np.float32)
     r = np.exp(rng.uniform(np.log(READ_SHARE[0]), np.log(READ_SHARE[1])))
     n = _filtered(rng, x.shape, _PD2) * np.sqrt(lin / gains + np.float32(r)).astype(np.float32)
-    mix = rng.uniform(*(MIX_PHONE if phone else MIX), size=(3, 3))
-    if phone:
-        mix[0, 2], mix[2, 0] = rng.uniform(*MIX_RB, size=2)
-    np.fill_diagonal(mix, 1.0)
+    mix = rng.uniform(*_MIXING[kind])
     n = (n * gains) @ mix.T.astype(np.float32) * _srgb_slope(lin)
     return n / np.float32(max(n.std(), 1e-6))
 
@@ -147,7 +159,7 @@ def add_noise(clean: np.ndarray, kind: str, level: float, rng: np.random.Generat
     elif kind == "bayer":
         n = _bayer(rng, shape)
     elif kind in ("camera", "phone"):
-        n = _camera(rng, clean, phone=kind == "phone")
+        n = _camera(rng, clean, kind)
     else:
         raise ValueError(f"unknown noise kind {kind!r}; choose from {ALL_KINDS}")
     y = clean + n * np.float32(level / 255)
