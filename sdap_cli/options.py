@@ -260,6 +260,13 @@ RecolourOpt = Annotated[Optional[int], _opt(help="Recoloured copies per clean ph
                         "saturation raised), each with its noisy versions.", default=shown(_D, "recolour"))]
 LightTeacherOpt = Annotated[Optional[Path], _opt(help="The light path's network for --condition targets (PD-1 "
                             "+ blend).", default=shown(_D, "light_teacher", "the shipped teacher"))]
+SelfTargetsOpt = Annotated[Optional[Path], _opt(help="With --condition: a noise-conditional student whose "
+                           "self-ensemble is the target of the real images that read as phone noise (the heavy "
+                           "path), in place of the teacher's.", default=shown(_D, "self_targets", "the teacher's"))]
+SelfTargetsEnsembleOpt = Annotated[Optional[int], _opt(help="Flips and transposes averaged in a --self-targets "
+                                   "target: 1, 2, 4 or 8.", default=shown(_D, "self_targets_ensemble"))]
+SelfTargetsToldOpt = Annotated[Optional[float], _opt(help="Factor on the noise levels the --self-targets student "
+                               "is told (1: as measured).", default=shown(_D, "self_targets_told"))]
 StudentInitOpt = Annotated[Optional[Path], _opt(help="Initial student weights.", default=shown(_D, "init"))]
 StudentChOpt = Annotated[Optional[str], _opt(help="Student channels per level.",
                          default=shown(StudentConfig, "ch"))]

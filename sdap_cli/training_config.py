@@ -168,6 +168,14 @@ class DistillConfig(LoopConfig):
     each with ``synthetic`` noisy versions too."""
     light_teacher: Optional[Path] = None
     """The network of the light path's targets (PD-1 + blend); None: the shipped teacher."""
+    self_targets: Optional[Path] = None
+    """With ``condition``: a noise-conditional one-pass student whose self-ensemble is the target of the real
+    images whose noise reads as the heavy path's, in place of the teacher's (training/distill.py
+    ``student_target``); None: the teacher's."""
+    self_targets_ensemble: Literal[1, 2, 4, 8] = 8
+    """Flips and transposes averaged in a ``self_targets`` target (each one more pass of that student, cached)."""
+    self_targets_told: float = Field(1.0, gt=0.0, le=4.0)
+    """The factor on the noise levels ``self_targets`` is told (1: what ``sdap denoise`` measures)."""
 
     @field_validator("synthetic_kinds", mode="before")
     @classmethod
@@ -208,6 +216,8 @@ class DistillConfig(LoopConfig):
             raise ValueError(f"--clean-scales {self.clean_scales}: each scale in (0, 1]")
         if self.self_ensemble > 1 and self.targets != ["teacher"]:
             raise ValueError("--self-ensemble averages the teacher's one target: leave --targets")
+        if self.self_targets is not None and not self.condition:
+            raise ValueError("--self-targets makes the one-pass student's heavy targets: add --condition")
         if self.condition and (self.targets != ["teacher"] or self.recharge):
             raise ValueError("--condition makes its own targets (one per image): leave --targets and --recharge")
         return self

@@ -414,3 +414,133 @@ def test_distill_fresh_noise_draws_the_clean_photos_noise_per_crop(setup):
     bad[bad.index("--synthetic") + 1] = "0"
     r = CliRunner().invoke(app, bad)
     assert r.exit_code == 2 and "--fresh-noise" in r.output and "Traceback" not in r.output
+
+
+def _conditional_student(path, seed: int = 0):
+    """A random noise-conditional StudentUNet (8, 8, 8) weights file."""
+    from sdap_cli.inference.checkpoints import save_weights
+    from sdap_cli.inference.noise import COND_CH
+
+    torch.manual_seed(seed)
+    net = StudentUNet(ch=(8, 8, 8), blocks=(1, 1, 1), cond_ch=COND_CH)
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.05)
+    return save_weights(path, net, training={"note": "test fixture"})
+
+
+def _phone_like(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth photo under noise correlated 1 pixel apart and not 2 (``pd2``), std 20: it reads as the heavy
+    path's noise (uint8)."""
+    from sdap_cli.training.synthetic import add_noise
+
+    base = noisy_rgb(h, w, seed=seed).astype(np.float32) * 0 + 0.5
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = base + 0.2 * np.sin(xx / 9.0)[..., None]
+    y = add_noise(base, "pd2", 20.0, np.random.default_rng(seed))
+    return np.rint(y * 255).astype(np.uint8)
+
+
+class _Recorder:
+    """A stand-in for an AdaptiveDenoiser: returns its input plus a ramp fixed to the frame it is given (so
+    each term differs until the ensemble's inverse maps bring it back), and records the estimates it is told."""
+
+    def __init__(self):
+        self.told = []
+
+    @staticmethod
+    def ramp(shape) -> np.ndarray:
+        h, w = shape[:2]
+        return 0.01 * np.arange(h * w, dtype=np.float32).reshape(h, w, 1) / (h * w)
+
+    def denoise(self, image, noise=None):
+        self.told.append(noise)
+        return image + self.ramp(image.shape), None
+
+
+def test_a_student_target_is_the_mean_of_its_terms_mapped_back_and_tells_the_scaled_reading():
+    from sdap_cli.inference.noise import measure_noise
+    from sdap_cli.training.distill import DIHEDRAL, _FLIPS, student_target
+
+    y = _phone_like(40, 56, 3).astype(np.float32) / 255           # not square: a transpose changes the frame
+    same = (lambda a: a, lambda a: a)
+    for n in (1, 2, 4, 8):
+        rec = _Recorder()
+        t = student_target(rec, y, n, told=1.1)
+        assert t.shape == y.shape and t.dtype == np.float32 and len(rec.told) == n
+        terms = []
+        for name in DIHEDRAL[:n]:
+            forward, back = _FLIPS.get(name, same)
+            z = forward(y)
+            terms.append(back(z + _Recorder.ramp(z.shape)))
+        np.testing.assert_allclose(t, np.mean(terms, axis=0), atol=1e-6)
+        if n > 1:                                               # the terms differ: it is a mean, not one of them
+            assert np.abs(t - terms[0]).max() > 1e-4
+    assert np.abs(t - y - _Recorder.ramp(y.shape)).max() > 1e-4
+    est = measure_noise(y)
+    told = rec.told[0]
+    assert told.sigma == pytest.approx(1.1 * est.sigma) and told.rho1 == est.rho1 and told.rho2 == est.rho2
+    np.testing.assert_allclose(told.nlf, 1.1 * np.asarray(est.nlf))
+    with pytest.raises(ValueError):
+        est.scaled(0)
+
+
+def test_adaptive_denoiser_follows_a_given_estimate(tmp_path):
+    from sdap_cli.inference.adaptive import AdaptiveDenoiser
+    from sdap_cli.inference.denoiser import make_denoiser
+    from sdap_cli.inference.noise import measure_noise
+
+    lw = load_weights(_conditional_student(tmp_path / "c.safetensors"))
+    den = make_denoiser(lw.model, device=torch.device("cpu"))
+    ad = AdaptiveDenoiser(den, den)
+    y = _phone_like(48, 48, 1).astype(np.float32) / 255
+    est = measure_noise(y)
+    a, da = ad.denoise(y)
+    b, db = ad.denoise(y, noise=est)
+    np.testing.assert_array_equal(a, b)                          # given what it measures: the same
+    c, dc = ad.denoise(y, noise=est.scaled(1.5))
+    assert dc.noise.sigma == pytest.approx(1.5 * da.noise.sigma)
+    assert dc.network["told"]["sigma_channels"][0] == pytest.approx(1.5 * est.sigma_channels[0], abs=1e-3)
+    assert not np.array_equal(a, c)                              # told more, it does something else
+    assert ad.denoise(y, noise=est.scaled(0.01))[1].path == "clean"   # the path follows the estimate too
+
+
+def test_self_targets_replace_the_heavy_images_targets_only_and_are_cached(setup):
+    from sdap_cli.inference.adaptive import AdaptiveDenoiser, choose_path
+    from sdap_cli.inference.denoiser import make_denoiser
+    from sdap_cli.inference.noise import measure_noise
+    from sdap_cli.io.images import read_image
+    from sdap_cli.training.distill import student_target
+
+    tmp, teacher = setup
+    write_png(tmp / "data" / "phone.png", _phone_like(48, 64, 2))
+    phone = read_image(tmp / "data" / "phone.png").rgb
+    assert choose_path(measure_noise(phone)) == "heavy"             # the premise: it reads as phone noise
+    assert choose_path(measure_noise(read_image(tmp / "data" / "n0.png").rgb)) != "heavy"
+    student = _conditional_student(tmp / "cs.safetensors", seed=3)
+    write_png(tmp / "clean" / "c.png", noisy_rgb(48, 48, seed=5))
+    args = ["distill", "--data", str(tmp / "data"), "--teacher", str(teacher), "--light-teacher", str(teacher),
+            "--condition", "--clean", str(tmp / "clean"), "--synthetic", "1", "--cache", str(tmp / "cache"),
+            "-n", "2", "--out", str(tmp / "self"), "--init", str(student), "--self-targets", str(student),
+            "--self-targets-ensemble", "2", "--self-targets-told", "1.1", "--json"] + TINY
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    facts = load_weights(tmp / "self" / "last.safetensors").metadata["training"]["onepass"]
+    assert facts["self_targets"]["sha256"] == sha(student) and facts["self_targets"]["ensemble"] == 2
+    assert facts["self_targets"]["told"] == 1.1 and facts["paths"]["heavy"] == 1
+    cached = sorted((tmp / "cache").glob("phone-*-self-*-x2-t1.1-fp32.npy"))
+    assert len(cached) == 1 and not list((tmp / "cache").glob("n0-*-self-*"))   # only the heavy image's
+    lw = load_weights(student)
+    ad = AdaptiveDenoiser(*(2 * [make_denoiser(lw.model, device=torch.device("cpu"))]))
+    want = student_target(ad, phone, 2, 1.1)
+    np.testing.assert_allclose(np.load(cached[0]).astype(np.float32), want, atol=2e-3)   # float16 in the cache
+    before = cached[0].stat().st_mtime_ns
+    args[args.index("--out") + 1] = str(tmp / "self2")
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert cached[0].stat().st_mtime_ns == before                   # read back, not computed again
+    plain = [a for a in args if a != "--condition"]
+    del plain[plain.index("--clean"):plain.index("--clean") + 4]       # --clean and --synthetic need it too
+    r = CliRunner().invoke(app, plain)
+    assert r.exit_code == 2 and "--self-targets" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, args[:args.index("--self-targets") + 1] + [str(tiny_student(tmp / "u.safetensors"))]
+                           + args[args.index("--self-targets") + 2:])
+    assert r.exit_code != 0 and "noise-conditional" in r.output and "Traceback" not in r.output

@@ -158,6 +158,10 @@ def test_the_graphs_blend_amount_is_the_one_pass_paths_on_either_kind_of_noise()
     got = blend_amount(t(0), torch.ones(len(cases), dtype=torch.bool), t(1), t(2))
     assert np.allclose(got.numpy(), want, atol=1e-6) and len(set(np.round(want, 3))) > 5
     assert float(blend_amount(t(0), torch.zeros(len(cases), dtype=torch.bool), t(1), t(2)).abs().max()) == 0.0
+    from sdap_cli.inference.adaptive import onepass_blend_beta
+    from sdap_cli.inference.graph_noise import blend_beta
+    betas = [onepass_blend_beta(NoiseEstimate(s, [s] * 3, np.full((3, BINS), s), r1, r2, 1000)) for s, r1, r2 in cases]
+    assert np.allclose(blend_beta(t(1), t(2)).numpy(), betas, atol=1e-6) and len(set(betas)) == 2   # and its beta
 
 
 def test_noise_meter_equals_measure_noise_on_real_photos():

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..io.atomic import atomic_write
 from ..method.pd import pd_down, pd_up
 from .adaptive import SIGMA_CLEAN
-from .graph_noise import NoiseMeter, PinnedNoise, blend_amount, condition_maps, level_at, sigma_map, wiener_blend
+from .graph_noise import NoiseMeter, PinnedNoise, blend_amount, blend_beta, condition_maps, level_at, sigma_map, wiener_blend
 from .noise import NoiseEstimate
 
 __all__ = ["ExportPipeline", "min_side", "export_onnx", "export_torchscript", "INPUT_NAME", "OUTPUT_NAME",
@@ -113,7 +113,8 @@ class OnePassPipeline(ExportPipeline):
     r"""The CPU default around a noise-conditional student (``adaptive.AdaptiveDenoiser``, its one-pass path) as
     one graph with one input: measure the noise (:class:`~.graph_noise.NoiseMeter`, or the pinned estimate of
     :class:`~.graph_noise.PinnedNoise`), tell the student its maps, one pass, crop, clamp, the residual Wiener
-    blend (amount ``onepass_blend_weight``), and the input itself where the image reads clean:
+    blend (amount ``onepass_blend_weight``, :math:`\beta` ``onepass_blend_beta``), and the input itself where the image
+    reads clean:
 
     .. math::
         x = \begin{cases} y & \sigma < \sigma_\text{clean} \\
@@ -140,7 +141,7 @@ class OnePassPipeline(ExportPipeline):
         cond = condition_maps(yp, nlf, rho1, rho2)
         out = self.net(yp * self.scale, cond) / self.scale if self.scale != 1.0 else self.net(yp, cond)
         x = out[:, :, :h, :w].clamp(0.0, 1.0)
-        x = wiener_blend(y, x, sigma_map(x, nlf), blend_amount(sigma, measured, rho1, rho2))
+        x = wiener_blend(y, x, sigma_map(x, nlf), blend_amount(sigma, measured, rho1, rho2), blend_beta(rho1, rho2))
         clean = (measured & (sigma < SIGMA_CLEAN)).view(-1, 1, 1, 1)
         return torch.where(clean, y, x)
 

@@ -27,13 +27,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .adaptive import BETA, ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, WINDOW, reads_heavy
+from .adaptive import BETA, ONEPASS_BETA_LIGHT, ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, WINDOW, reads_heavy
 from .noise import (BINS, CONDITION_SCALE, CORR_BLOCK, CORR_FRACTION, DIRECTIONS, LAG, LEVEL_BLOCK,
                     LEVEL_FRACTION, LEVEL_GAIN, MIN_BLOCKS, NoiseEstimate)
 from .noise import WINDOW as SAMPLE_WINDOW
 
 __all__ = ["NoiseMeter", "PinnedNoise", "level_at", "condition_maps", "sigma_map", "wiener_blend",
-           "blend_amount", "MIN_MEASURED"]
+           "blend_amount", "blend_beta", "MIN_MEASURED"]
 
 PAD = 2 * LAG
 MIN_MEASURED = 2 * PAD + CORR_BLOCK
@@ -243,14 +243,23 @@ def _reflect(e: torch.Tensor, r: int) -> torch.Tensor:
     return torch.cat([e[..., :r, :].flip(-2), e, e[..., -r:, :].flip(-2)], -2)
 
 
-def wiener_blend(y: torch.Tensor, x_hat: torch.Tensor, var: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+def wiener_blend(y: torch.Tensor, x_hat: torch.Tensor, var: torch.Tensor, amount: torch.Tensor,
+                 beta: torch.Tensor | None = None) -> torch.Tensor:
     r"""``adaptive.wiener_blend`` per image: :math:`y - w (y - \hat x)`, :math:`w = 1 - a\,(1 - \min(1,
-    \beta \sigma^2 / \overline{r^2}))`, clamped to [0, 1]; ``amount`` ``(N,)``; sides of at least WINDOW // 2."""
+    \beta \sigma^2 / \overline{r^2}))`, clamped to [0, 1]; ``amount`` and ``beta`` ``(N,)`` (None: ``BETA``);
+    sides of at least WINDOW // 2."""
     r = y - x_hat
     energy = F.avg_pool2d(_reflect((r * r).mean(1, keepdim=True), WINDOW // 2), WINDOW, stride=1)
-    w = torch.clamp(BETA * var / energy.clamp(min=1e-12), max=1.0)
+    b = BETA if beta is None else beta.view(-1, 1, 1, 1)
+    w = torch.clamp(b * var / energy.clamp(min=1e-12), max=1.0)
     w = 1.0 - amount.view(-1, 1, 1, 1) * (1.0 - w)
     return (y - w * r).clamp(0.0, 1.0)
+
+
+def blend_beta(rho1: torch.Tensor, rho2: torch.Tensor) -> torch.Tensor:
+    """``adaptive.onepass_blend_beta`` per image: ``BETA`` where the noise reads as the heavy path's
+    (``adaptive.reads_heavy``), else ``ONEPASS_BETA_LIGHT``; ``(N,)`` float32."""
+    return torch.where(reads_heavy(rho1, rho2), torch.full_like(rho1, BETA), torch.full_like(rho1, ONEPASS_BETA_LIGHT))
 
 
 def blend_amount(sigma: torch.Tensor, measured: torch.Tensor, rho1: torch.Tensor, rho2: torch.Tensor) -> torch.Tensor:

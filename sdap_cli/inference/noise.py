@@ -141,6 +141,18 @@ class NoiseEstimate:
         table :meth:`condition_tensor` and the runtime's graph interpolate, ``inference.runtime``)."""
         return (np.asarray(self.nlf, np.float64) * (CONDITION_SCALE / 255)).astype(np.float32)
 
+    def scaled(self, k: float) -> "NoiseEstimate":
+        r"""This estimate with every level times ``k`` > 0 (:math:`k\sigma`, :math:`k\sigma_c`, :math:`k\,\mathrm{nlf}`;
+        the correlations and pixel count as they are): what a network is told when told more (k > 1) or less.
+
+            >>> NoiseEstimate(5.0, [5.0, 4.0, 6.0], np.full((3, BINS), 5.0), 0.4, 0.05, 9).scaled(1.1).sigma_channels
+            [5.5, 4.4, 6.6000000000000005]
+        """
+        if not k > 0:
+            raise ValueError(f"scale {k}: must be > 0")
+        return NoiseEstimate(self.sigma * k, [s * k for s in self.sigma_channels],
+                             np.asarray(self.nlf, np.float64) * k, self.rho1, self.rho2, self.pixels)
+
     def to_dict(self) -> dict:
         return {"sigma": round(self.sigma, 3), "rho1": round(self.rho1, 3), "rho2": round(self.rho2, 3)}
 

@@ -71,12 +71,19 @@ def _entry(y: np.ndarray, target: np.ndarray, est: NoiseEstimate | None = None) 
 
 def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den: Denoiser,
                     light_cache: Callable[[int, Callable[[], np.ndarray]], np.ndarray],
-                    blend: tuple[float, float] = (1.0, 1.0)) -> tuple[list[np.ndarray], dict[str, int]]:
+                    blend: tuple[float, float] = (1.0, 1.0),
+                    heavy_final: Callable[[int], np.ndarray] | None = None) -> tuple[list[np.ndarray], dict[str, int]]:
     """Entries of the real noisy images (module docstring) and how many took each path.
-    ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``)."""
+    ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``).
+    ``heavy_final(i)``, where given, is image i's target as it is when its noise reads as the heavy path's
+    (``distill.student_target``: a student's self-ensemble), in place of the teacher's blended, checked output."""
     out, paths = [], {}
     for i, (y, h) in enumerate(zip(noisy, heavy)):
         est = measure_noise(y)
+        if heavy_final is not None and choose_path(est) == "heavy":
+            paths["heavy"] = paths.get("heavy", 0) + 1
+            out.append(_entry(y, heavy_final(i), est))
+            continue
         t, path = path_target(y, h, lambda i=i, y=y: light_cache(i, lambda: light_den.denoise(y)), est,
                               blend)
         paths[path] = paths.get(path, 0) + 1

@@ -81,7 +81,8 @@ def test_auto_with_a_conditional_student_takes_one_pass_and_reports_what_it_was_
 
 
 def test_the_one_pass_output_is_blended_below_level_6_fully_from_3_and_further_on_light_noise():
-    from sdap_cli.inference.adaptive import ONEPASS_BLEND, ONEPASS_BLEND_LIGHT, onepass_blend_weight
+    from sdap_cli.inference.adaptive import (BETA, ONEPASS_BETA_LIGHT, ONEPASS_BLEND, ONEPASS_BLEND_LIGHT,
+                                             onepass_blend_beta, onepass_blend_weight)
 
     def est(sigma, rho1, rho2=0.0):
         return NoiseEstimate(sigma, [sigma] * 3, np.full((3, BINS), sigma), rho1, rho2, 1000)
@@ -99,8 +100,13 @@ def test_the_one_pass_output_is_blended_below_level_6_fully_from_3_and_further_o
     amount = decision.network["blend"]
     assert decision.path == "one-pass" and amount == round(onepass_blend_weight(decision.noise), 4) > 0
     plain = den.denoise(y, noise=decision.noise)
-    want = wiener_blend(y, plain, decision.noise.sigma_map(plain), amount=onepass_blend_weight(decision.noise))
+    assert onepass_blend_beta(decision.noise) == ONEPASS_BETA_LIGHT < BETA      # white noise: the light path's beta
+    want = wiener_blend(y, plain, decision.noise.sigma_map(plain), ONEPASS_BETA_LIGHT,
+                        amount=onepass_blend_weight(decision.noise))
     assert np.abs(out - want).max() < 1e-5                             # the blend of the student's pass
+    other = wiener_blend(y, plain, decision.noise.sigma_map(plain), amount=onepass_blend_weight(decision.noise))
+    assert np.abs(out - other).max() > 1e-4                            # and beta matters here
+    assert onepass_blend_beta(est(4.0, 0.4)) == BETA and onepass_blend_beta(est(4.0, 0.5, 0.3)) == ONEPASS_BETA_LIGHT
 
 
 def test_a_student_initialised_from_an_unconditioned_one_starts_as_it():
