@@ -217,7 +217,7 @@ def test_multi_targets_are_cached_once_and_are_the_transformed_teacher(setup, tm
 
 
 def test_the_eight_flips_and_transposes_are_the_symmetry_group_and_each_inverse_undoes_its_map():
-    from sdap_cli.training.distill import _FLIPS, DIHEDRAL
+    from sdap_cli.training.targets import _FLIPS, DIHEDRAL  # noqa: PLC2701
     a = np.random.default_rng(0).random((5, 7, 3))
     seen = {a.tobytes()}
     for name in DIHEDRAL[1:]:
@@ -459,7 +459,7 @@ class _Recorder:
 
 def test_a_student_target_is_the_mean_of_its_terms_mapped_back_and_tells_the_scaled_reading():
     from sdap_cli.inference.noise import measure_noise
-    from sdap_cli.training.distill import DIHEDRAL, _FLIPS, student_target
+    from sdap_cli.training.targets import DIHEDRAL, _FLIPS, student_target  # noqa: PLC2701
 
     y = _phone_like(40, 56, 3).astype(np.float32) / 255           # not square: a transpose changes the frame
     same = (lambda a: a, lambda a: a)

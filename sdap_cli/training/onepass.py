@@ -74,7 +74,7 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
                     blend: tuple[float, float] = (1.0, 1.0),
                     heavy_final: Callable[[int], np.ndarray] | None = None) -> tuple[list[np.ndarray], dict[str, int]]:
     """Entries of the real noisy images (module docstring) and how many took each path.
-    ``light_cache(i, compute)`` returns image i's light output, cached (``distill._cached_target``).
+    ``light_cache(i, compute)`` returns image i's light output, cached (``targets.cached_target``).
     ``heavy_final(i)``, where given, is image i's target as it is when its noise reads as the heavy path's
     (``distill.student_target``: a student's self-ensemble), in place of the teacher's blended, checked output."""
     out, paths = [], {}
