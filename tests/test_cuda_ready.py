@@ -146,10 +146,11 @@ def _nan_rank(rank: int, port: int, out: str, results, release) -> None:
 def _distill_rank(rank: int, port: int, root: str, results, release) -> None:
     _join(rank, port)
     import sdap_cli.training.distill as distill_mod
+    import sdap_cli.training.targets as targets_mod
 
     computed = []
-    real = distill_mod.target_image
-    distill_mod.target_image = lambda *a, **k: computed.append(1) or real(*a, **k)
+    real = targets_mod.target_image
+    targets_mod.target_image = lambda *a, **k: computed.append(1) or real(*a, **k)
     cfg = DistillConfig(data=[f"{root}/data"], teacher=f"{root}/teacher.safetensors", out=f"{root}/run",
                         cache=f"{root}/cache", iterations=1, batch=2, patch=32, workers=0, precision="fp32",
                         device="cpu", student={"ch": (8, 8, 8), "blocks": (1, 1, 1)}, checkpoint_every=1000)
