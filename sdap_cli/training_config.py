@@ -170,7 +170,7 @@ class DistillConfig(LoopConfig):
     """The network of the light path's targets (PD-1 + blend); None: the shipped teacher."""
     self_targets: Optional[Path] = None
     """With ``condition``: a noise-conditional one-pass student whose self-ensemble is the target of the real
-    images whose noise reads as the heavy path's, in place of the teacher's (training/distill.py
+    images whose noise reads as the heavy path's, in place of the teacher's (training/targets.py
     ``student_target``); None: the teacher's."""
     self_targets_ensemble: Literal[1, 2, 4, 8] = 8
     """Flips and transposes averaged in a ``self_targets`` target (each one more pass of that student, cached)."""

@@ -269,9 +269,9 @@ def onepass_blend_beta(est: NoiseEstimate) -> float:
 
 
 def onepass_blend_ramp(est: NoiseEstimate) -> tuple[float, float, float]:
-    """``ONEPASS_BLEND_LIGHT`` for noise that reads as the light path's (``choose_path``), else
-    ``ONEPASS_BLEND``."""
-    return ONEPASS_BLEND_LIGHT if choose_path(est) == "light" else ONEPASS_BLEND
+    """``ONEPASS_BLEND`` for noise that reads as the heavy path's (``reads_heavy``, as :func:`onepass_blend_beta`
+    and the exported graphs decide), else ``ONEPASS_BLEND_LIGHT``."""
+    return ONEPASS_BLEND if reads_heavy(est.rho1, est.rho2) else ONEPASS_BLEND_LIGHT
 
 
 def onepass_blend_weight(est: NoiseEstimate) -> float:
@@ -344,11 +344,11 @@ class AdaptiveDenoiser:
             return copy_samples(image, out), decision
         heavy_amount = heavy_blend_weight(decision.noise) if decision.path == "heavy" else 0.0
         beta = BETA
-        if decision.path == "one-pass":
-            den, amount, beta = self.heavy, onepass_blend_weight(decision.noise), onepass_blend_beta(decision.noise)
-        elif self.student_light and (decision.path == "light" or heavy_amount > 0):
-            # what a teacher would blend back toward the input: the student's one pass
-            den, amount, beta = self.light, onepass_blend_weight(decision.noise), onepass_blend_beta(decision.noise)
+        if decision.path == "one-pass" or (self.student_light and (decision.path == "light" or heavy_amount > 0)):
+            # the student's one pass (on a teacher's paths: what the teacher would blend back toward the input),
+            # blended as the one-pass path blends
+            den = self.heavy if decision.path == "one-pass" else self.light
+            amount, beta = onepass_blend_weight(decision.noise), onepass_blend_beta(decision.noise)
         elif decision.path == "heavy":
             den, amount = self.heavy, heavy_amount
         else:

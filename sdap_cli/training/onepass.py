@@ -76,7 +76,7 @@ def onepass_entries(noisy: list[np.ndarray], heavy: list[np.ndarray], light_den:
     """Entries of the real noisy images (module docstring) and how many took each path.
     ``light_cache(i, compute)`` returns image i's light output, cached (``targets.cached_target``).
     ``heavy_final(i)``, where given, is image i's target as it is when its noise reads as the heavy path's
-    (``distill.student_target``: a student's self-ensemble), in place of the teacher's blended, checked output."""
+    (``targets.student_target``: a student's self-ensemble), in place of the teacher's blended, checked output."""
     out, paths = [], {}
     for i, (y, h) in enumerate(zip(noisy, heavy)):
         est = measure_noise(y)
